@@ -1,0 +1,1 @@
+"""sama.evaluate.benchmarks"""
