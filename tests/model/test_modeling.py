@@ -1,0 +1,147 @@
+"""End-to-end SamaModel tests on sama-tiny: loss, freeze policy, learning, slot-count errors, meta-device sizes."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from sama.config import SamaConfig
+from sama.errors import DataError
+from sama.model.modeling import SamaModel, TokenCountError
+
+
+def _loss(model, samples):
+    batch = model.processor.collate([model.processor(s) for s in samples])
+    return model(**batch)
+
+
+def test_forward_returns_weighted_loss(tiny_model, sample, sample_factory) -> None:
+    torch.manual_seed(1)
+    out = _loss(tiny_model, [sample, sample_factory(num_frames=9, seed=3)])
+    assert torch.isfinite(out.loss)
+    w = tiny_model.config.loss
+    expected = w.ce_weight * out.ce_loss + w.bce_weight * out.bce_loss + w.dice_weight * out.dice_loss
+    assert torch.allclose(out.loss.detach(), expected)
+    assert out.bce_loss > 0 and out.dice_loss > 0 and out.ce_loss > 0
+    n_dense = tiny_model.config.sampling.num_dense
+    assert out.seg_logits[0].shape[:2] == (1, n_dense)
+
+
+def test_gradients_reach_exactly_the_trainable_parts(tiny_model, sample) -> None:
+    tiny_model.zero_grad(set_to_none=True)
+    _loss(tiny_model, [sample]).loss.backward()
+    grads = {n: p.grad for n, p in tiny_model.named_parameters()}
+    trainable = set(tiny_model.trainable_parameter_names())
+    for name, grad in grads.items():
+        if name not in trainable:
+            assert grad is None, f"frozen parameter {name} got a gradient"
+    for prefix in ("backbone.vlm.model.multi_modal_projector.", "aggregator.inject_q.", "aggregator.spatial_qformer.",
+                   "aggregator.region_pool_proj.", "aggregator.region_shape_mlp.", "prompt_encoder.pool_proj.",
+                   "prompt_encoder.shape_mlp.", "grounding.seg_proj.", "grounding.sam2.mask_decoder."):
+        hit = [n for n in trainable if n.startswith(prefix) and grads[n] is not None and grads[n].abs().sum() > 0]
+        assert hit, f"no gradient reached {prefix}"
+    assert not any(n.startswith(("backbone.vlm.model.vision_tower.", "grounding.sam2.vision_encoder."))
+                   for n in trainable)
+    assert not any(n.startswith("backbone.vlm.model.language_model.layers.") for n in trainable)
+    embed = tiny_model.backbone.input_embeddings().weight.grad
+    new_rows = torch.tensor(tiny_model.backbone.new_token_ids)
+    other = torch.ones(embed.shape[0], dtype=torch.bool)
+    other[new_rows] = False
+    assert embed[other].abs().sum() == 0 and embed[new_rows].abs().sum() > 0
+    assert tiny_model.no_decay_parameter_names() == ["backbone.vlm.model.language_model.embed_tokens.weight"]
+    tiny_model.zero_grad(set_to_none=True)
+
+
+def test_a_few_steps_reduce_the_loss(sample) -> None:
+    torch.manual_seed(0)
+    model = SamaModel(SamaConfig.from_name("sama-tiny"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(6):
+        torch.manual_seed(123)  # same sampled points every step
+        loss = _loss(model, [sample]).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] - 0.3, losses  # the frozen LLM's CE dominates; it still falls steadily
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+
+
+def test_slot_count_mismatch_raises(tiny_model, sample) -> None:
+    processed = tiny_model.processor(sample)
+    batch = tiny_model.processor.collate([processed])
+    ids = batch["input_ids"]
+    slot = int((ids[0] == tiny_model.img_context_id).nonzero()[0])
+    ids[0, slot] = tiny_model.seg_token_id  # one slot fewer than embeddings
+    with pytest.raises(TokenCountError, match=r"sample 0: \d+ <IMG_CONTEXT> slots in the token ids but \d+ visual"):
+        tiny_model(**batch)
+
+
+def test_seg_count_mismatch_raises(tiny_model, sample) -> None:
+    batch = tiny_model.processor.collate([tiny_model.processor(sample)])
+    batch["seg_masks"] = [torch.cat([batch["seg_masks"][0]] * 2)]
+    with pytest.raises(DataError, match=r"1 \[SEG\] tokens but 2 ground-truth masks"):
+        tiny_model(**batch)
+
+
+def test_generate_returns_text_and_seg_states(tiny_model, sample) -> None:
+    prompt = tiny_model.processor.build_prompt(sample.frames, [("What is <mask> doing?", None)],
+                                               [[sample.turns[0].ref_masks[0]]])
+    result = tiny_model.generate(prompt, max_new_tokens=4)
+    assert isinstance(result.text, str) and 1 <= len(result.token_ids) <= 4
+    assert result.seg_hidden.ndim == 2 and result.seg_hidden.shape[1] == tiny_model.config.llm.hidden_size
+
+
+# Parameter counts of the paper presets, built on the meta device. Derivation of the components:
+#   InternViT-300M-448px 303,938,560 (24 × 1024-d layers, 1025 positions, patch 14, layer scale);
+#   LLM = Qwen2.5-0.5B 494,032,768 / Qwen2.5-3B 3,085,938,688 (public counts, vocab 151936, tied) minus the
+#   (151936 − 151674) unused rows × C of InternVL2.5's vocabulary; InternLM2.5-7B 7,737,708,544 (vocab 92544, untied)
+#   plus 9 InternVL rows × 4096 × 2; SAM2 Hiera-L 224,446,642 (transformers Sam2VideoModel, ≈ the 224.4M of
+#   sam2_hiera_large); the aggregator/prompt/[SEG] heads follow from their layer shapes (checked by _llm_params).
+PAPER_SIZES = {"sama-1b": 1_221_120_178, "sama-4b": 3_843_554_098, "sama-8b": 8_590_064_434}
+
+
+def _llm_params(c, vocab: int, tied: bool) -> int:
+    head_dim = c.hidden_size // c.num_heads
+    attn = c.hidden_size * c.num_heads * head_dim * 2 + c.hidden_size * c.num_kv_heads * head_dim * 2
+    bias = (c.num_heads + 2 * c.num_kv_heads) * head_dim if c.kind == "qwen2" else 0
+    mlp = 3 * c.hidden_size * c.intermediate_size
+    layer = attn + bias + mlp + 2 * c.hidden_size
+    return vocab * c.hidden_size * (1 if tied else 2) + c.num_layers * layer + c.hidden_size
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SIZES))
+def test_paper_presets_on_meta_device(name: str) -> None:
+    config = SamaConfig.from_name(name)
+    with torch.device("meta"):
+        model = SamaModel(config)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == PAPER_SIZES[name]
+    vit = sum(p.numel() for p in model.backbone.vision_tower.parameters())
+    assert vit == 303_938_560
+    llm = sum(p.numel() for p in model.backbone.language_model.parameters())
+    vocab = model.backbone.vlm.lm_head.weight.shape[0]
+    tied = config.llm.tie_word_embeddings
+    head = 0 if tied else model.backbone.vlm.lm_head.weight.numel()
+    assert llm + head == _llm_params(config.llm, vocab, tied)
+    assert sum(p.numel() for p in model.grounding.sam2.parameters()) == 224_446_642
+
+
+def test_save_load_round_trip_gives_identical_outputs(tiny_model, sample, tmp_path) -> None:
+    tiny_model.eval()
+    batch = tiny_model.processor.collate([tiny_model.processor(sample)])
+    with torch.no_grad():
+        torch.manual_seed(5)
+        before = tiny_model(**batch)
+    tiny_model.save_pretrained(tmp_path / "ckpt")
+    loaded = SamaModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        torch.manual_seed(5)
+        after = loaded(**batch)
+    tiny_model.train()
+    assert torch.equal(before.logits, after.logits)
+    assert torch.equal(before.loss, after.loss)

@@ -1,0 +1,65 @@
+"""Visual-prompt tests: Mask/Box/Point → volumes, box-ification, region frame choice, the two object tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sama.config import SamaConfig
+from sama.errors import DataError
+from sama.model.prompts import Box, Mask, Point, PromptEncoder, box_mask, prompt_masks, ref_to_volume
+
+
+def test_box_mask() -> None:
+    m = np.zeros((6, 6), dtype=bool)
+    m[1, 2] = m[3, 4] = True
+    out = box_mask(m)
+    assert out[1:4, 2:5].all() and out.sum() == 9
+    assert not box_mask(np.zeros((3, 3), dtype=bool)).any()
+
+
+def test_refs_to_volumes() -> None:
+    vol = ref_to_volume(Box(xyxy=(1, 2, 4, 5), frame=1), 3, 8, 8)
+    assert vol[1, 2:5, 1:4].all() and vol.sum() == 9 and not vol[0].any()
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[0, 0] = True
+    assert ref_to_volume(Mask(mask, frame=2), 3, 8, 8)[2, 0, 0]
+    point_vol = ref_to_volume(Point(xy=(3, 3), frame=0), 3, 8, 8, point_to_mask=lambda p: mask)
+    assert point_vol[0, 0, 0]
+
+
+def test_ref_errors() -> None:
+    with pytest.raises(DataError, match="field refs: a Point reference needs a point-to-mask function"):
+        ref_to_volume(Point(xy=(1, 1)), 2, 4, 4)
+    with pytest.raises(DataError, match=r"box \(3, 3, 1, 5\) must have x2 > x1"):
+        ref_to_volume(Box(xyxy=(3, 3, 1, 5)), 2, 4, 4)
+    with pytest.raises(DataError, match="reference frame 5 outside the clip of 2 frames"):
+        ref_to_volume(Box(xyxy=(0, 0, 1, 1), frame=5), 2, 4, 4)
+    with pytest.raises(DataError, match="does not match the frame size"):
+        ref_to_volume(Mask(np.zeros((3, 3), dtype=bool)), 2, 4, 4)
+
+
+def test_prompt_masks_first_nonempty_dense_frame_and_box_mode() -> None:
+    vol = np.zeros((5, 32, 32), dtype=bool)
+    vol[3, 4, 4] = vol[3, 20, 20] = True  # only sparse frame 3 is non-empty
+    grid, _, frame = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="box")
+    assert frame == 2  # position of sparse frame 3 in the dense list (SAMA.md §7.4)
+    assert grid[2:11, 2:11].all()  # box-ified before the nearest resize
+    raw_grid, _, _ = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="raw")
+    assert raw_grid.sum() < grid.sum()
+    _, _, empty_frame = prompt_masks(np.zeros((2, 8, 8), dtype=bool), [0, 1], 4, 4)
+    assert empty_frame == 0
+
+
+def test_prompt_encoder_two_tokens_per_object() -> None:
+    config = SamaConfig.from_name("sama-tiny")
+    encoder = PromptEncoder(config)
+    dense = torch.randn(2, 4, 64)
+    grid = torch.zeros(3, 2, 2)
+    grid[:, 0, 0] = 1
+    pooled = encoder.pool(dense, grid, torch.tensor([0, 1, 1]))
+    assert torch.allclose(pooled[1], dense[1, 0])
+    tokens = encoder(pooled, torch.rand(3, 16, 16))
+    assert tokens.shape == (6, 64)
+    assert torch.allclose(tokens[0], encoder.pool_proj(pooled[0]), atol=1e-6)

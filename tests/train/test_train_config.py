@@ -1,0 +1,100 @@
+"""YAML config loading and the errors raised before any compute starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from train_helpers import standin_config, write_yaml
+
+from sama.errors import ConfigError
+from sama.train.config import load_config
+from sama.train.engine import Trainer, train
+
+
+def test_load_and_override(tmp_path: Path, standin_yaml: Path) -> None:
+    cfg = load_config(standin_yaml, ["optim.lr=3e-4", "data.train.0.repeat=3", "max_steps=5"])
+    assert cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.data.train[0].repeat == 3
+    assert cfg.max_steps == 5
+    assert cfg.model.name == "train-standin"
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    data = standin_config(tmp_path)
+    data["optim"]["learning_rate"] = 1.0
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'optim\.learning_rate'"):
+        load_config(path)
+
+
+def test_unknown_key_from_set_is_rejected(standin_yaml: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'data\.bach_size'"):
+        load_config(standin_yaml, ["data.bach_size=4"])
+
+
+def test_wrong_type_and_bad_set_syntax(tmp_path: Path, standin_yaml: Path) -> None:
+    data = standin_config(tmp_path)
+    data["data"]["batch_size"] = "two"
+    with pytest.raises(ConfigError, match=r"data\.batch_size must be int"):
+        load_config(write_yaml(tmp_path / "typed.yaml", data))
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(standin_yaml, ["optim.lr"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("strategy", "fsdp1", "strategy 'fsdp1' is not one of"),
+        ("precision", "fp8", "precision 'fp8' is not one of"),
+        ("max_steps", 0, "max_steps must be >= 1"),
+    ],
+)
+def test_bad_values(tmp_path: Path, key: str, value: object, message: str) -> None:
+    data = standin_config(tmp_path, **{key: value})
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_yaml(tmp_path / "v.yaml", data))
+
+
+def test_unknown_dataset_kind(tmp_path: Path) -> None:
+    data = standin_config(tmp_path)
+    data["data"]["train"][0]["kind"] = "coco"
+    with pytest.raises(ConfigError, match=r"data\.train\[0\]\.kind 'coco'"):
+        load_config(write_yaml(tmp_path / "k.yaml", data))
+
+
+def test_missing_data_path_fails_before_compute(tmp_path: Path) -> None:
+    data = standin_config(tmp_path)
+    data["data"]["train"] = [{"kind": "grounded_chat", "name": "sama239k", "annotations": str(tmp_path / "nope.json")}]
+    cfg = load_config(write_yaml(tmp_path / "p.yaml", data))
+    built = []
+    with pytest.raises(ConfigError, match=r"data\.train\[0\]\.annotations \(sama239k\): path .*nope\.json"):
+        Trainer(cfg, model_factory=lambda c: built.append(c))  # type: ignore[arg-type, func-returns-value]
+    assert not built
+
+
+def test_checkpoint_from_another_preset_is_refused(tmp_path: Path, standin_yaml: Path) -> None:
+    cfg = load_config(standin_yaml, ["max_steps=3", "save_every=3"])
+    train(cfg)
+    other = load_config(standin_yaml, ["model.overrides.hidden=8"])
+    with pytest.raises(ConfigError, match=r"model overrides .* differ"):
+        Trainer(other, resume=True)
+    renamed = load_config(standin_yaml)
+    renamed.model.name = "sama-tiny"
+    with pytest.raises(ConfigError, match="trained with model 'train-standin', the config asks for 'sama-tiny'"):
+        Trainer(renamed, resume=True)
+
+
+def test_resume_path_that_is_not_a_checkpoint(tmp_path: Path, standin_yaml: Path) -> None:
+    with pytest.raises(ConfigError, match="not a training checkpoint"):
+        Trainer(load_config(standin_yaml), resume=str(tmp_path))
+
+
+def test_deepspeed_missing_gives_install_hint(standin_yaml: Path) -> None:
+    pytest.importorskip("torch")
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("deepspeed is installed here")
+    with pytest.raises(ConfigError, match="needs DeepSpeed, which is not installed"):
+        train(load_config(standin_yaml, ["strategy=deepspeed_zero2"]))
