@@ -59,7 +59,9 @@ def _validate(args: argparse.Namespace) -> int:
     if file_format == "sama":
         report = load_records(path, strict=strict, mask_dict=mask_dict).report
     else:
-        report = load_meta_expressions(path, file_format, strict=strict, mask_dict=mask_dict).report
+        report = load_meta_expressions(
+            path, file_format, strict=strict, mask_dict=mask_dict, sequential_anno_ids=args.sequential_anno_ids
+        ).report
     if mask_dict is not None:
         for problem in mask_dict.validate():
             if strict:
@@ -84,6 +86,11 @@ def register_validate(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("--lenient", action="store_true", help="drop bad turns like the official loader; report all")
     validate.add_argument("--allow-pickle", action="store_true", help="allow a pickled mask dictionary (trusted only)")
     validate.add_argument("--format", choices=FORMATS, default="auto", help="file format (default: detect)")
+    validate.add_argument(
+        "--sequential-anno-ids",
+        action="store_true",
+        help="RVOS: number expressions in sorted order as anno ids (SAMA's Ref-DAVIS17 script)",
+    )
     validate.add_argument("--max-issues", type=int, default=20, help="issues listed in the report (default 20)")
     validate.set_defaults(func=_validate)
 

@@ -478,11 +478,21 @@ def _generate_synthetic(root: Path, generate: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- config → dataset
 
 
-def build_from_config(spec: Any, seed: int = 0, split: str = "train") -> Dataset:
-    """Build one dataset from a ``sama.train.config.DatasetConfig`` (kind, paths, format, options)."""
+def build_from_config(
+    spec: Any, seed: int = 0, split: str = "train", sampling_defaults: dict[str, int] | None = None
+) -> Dataset:
+    """Build one dataset from a ``sama.train.config.DatasetConfig`` (kind, paths, format, options).
+
+    ``sampling_defaults`` (the model preset's sparse sampling) apply unless ``options.sampling`` overrides them.
+    """
     options = dict(spec.options)
     training = split == "train"
-    sampling = FrameSampling(**options.pop("sampling", {}))
+    try:
+        sampling = FrameSampling(**{**(sampling_defaults or {}), **options.pop("sampling", {})})
+    except TypeError as exc:
+        raise DataError(
+            f"dataset {spec.name or spec.kind!r}: bad sampling option ({exc})", field="options.sampling"
+        ) from exc
     name = spec.name or spec.kind
     try:
         if spec.kind == "random":

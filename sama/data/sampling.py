@@ -85,6 +85,11 @@ def dense_positions(num_sparse: int, num_dense: int = DENSE_LEN, policy: str = "
     return positions
 
 
+def faithful_train_bins(num_sparse: int, num_dense: int = DENSE_LEN) -> list[int]:
+    """The release's training dense positions, ``-1`` and repeats included (``policy="faithful_train_bins"``)."""
+    return dense_positions(num_sparse, num_dense, "faithful_train_bins")
+
+
 def dense_frame_indices(
     vid_len: int, num_dense: int = DENSE_LEN, policy: str = "train_bins", **sparse_kwargs: int
 ) -> list[int]:

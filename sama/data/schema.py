@@ -54,6 +54,7 @@ _PHRASE_PATTERN = re.compile(r"<p>(.*?)</p>", flags=re.DOTALL)  # METRICS.md §7
 _DESCRIPTION_KEY = re.compile(r"^obj(\d+)$")  # SAMA.md §3.2: caption keys objN index anno_map
 
 HUMAN, GPT = "human", "gpt"
+# ``video_id`` is optional (defaults to the last path part of ``video``); the per-turn lists default to empty.
 REQUIRED_FIELDS: tuple[str, ...] = ("video", "height", "width", "frames", "conversation")
 SKIPPED_ANNO_ID = -1  # SAMA.md §3.2: anno_map entries -1 are skipped
 # Source datasets inferred from the ``video`` path by substring (SAMA.md §3.2).

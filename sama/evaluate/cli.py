@@ -133,7 +133,7 @@ def _run_bench_g(args: argparse.Namespace) -> int:
 
     options = BenchGOptions(recall_mode=args.recall_mode, gt_mode=args.gt_mode, dialogue=args.dialogue,
                             box_prompts=not args.raw_prompts, text_similarity=args.text_sim,
-                            captions=not args.no_captions, lenient=args.lenient)
+                            captions=not args.no_captions)
     summary, message = run_bench_g(_settings(args), options, meteor=not args.no_meteor,
                                    allow_approximate=args.approximate_captions, judge=_judge(args))
     return _print_result(summary, message)

@@ -73,22 +73,27 @@ def load_base_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(tok_dir)
 
 
-def load_smollm2_llm(dtype: torch.dtype = torch.float32) -> nn.Module:
-    """SmolLM2-135M-Instruct as a plain ``LlamaForCausalLM``; the GGUF is dequantised once and cached as safetensors."""
+def load_smollm2_state() -> dict[str, torch.Tensor]:
+    """SmolLM2-135M-Instruct weights as a ``LlamaForCausalLM`` state dict (fp32).
+
+    The GGUF is dequantised once (≈15 s) and cached as safetensors under :func:`cache_dir`, keyed by the GGUF's
+    content hash; later calls read the safetensors file directly (well under a second).
+    """
     import transformers as T
+    from safetensors.torch import load_file
 
     gguf, folder = _smollm2_cache()
-    llm_dir = folder / "llm"
-    if not (llm_dir / "config.json").is_file():
-        logger.info("dequantising %s once (about 15 s); cached at %s", gguf, llm_dir)
+    weights = folder / "llm" / "model.safetensors"
+    if not weights.is_file():
+        logger.info("dequantising %s once (about 15 s); cached at %s", gguf, weights.parent)
         quantised = T.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         llm_config = quantised.config
         if hasattr(llm_config, "quantization_config"):
             delattr(llm_config, "quantization_config")
         clean = T.LlamaForCausalLM(llm_config)
         clean.load_state_dict(quantised.state_dict())
-        clean.save_pretrained(llm_dir)
-    return T.LlamaForCausalLM.from_pretrained(llm_dir, dtype=dtype)
+        clean.save_pretrained(weights.parent)
+    return load_file(weights)
 
 
 def build_tokenizer(config: SamaConfig) -> Any:
@@ -173,11 +178,11 @@ class SamaBackbone(nn.Module):
         self.lora_enabled = False
 
     def _load_smollm2(self) -> None:
-        llm = load_smollm2_llm()
-        state = {k.removeprefix("model."): v for k, v in llm.state_dict().items() if k.startswith("model.")}
-        self.vlm.model.language_model.load_state_dict(state, strict=True)
+        state = load_smollm2_state()
+        body = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        self.vlm.model.language_model.load_state_dict(body, strict=True)
         if not self.config.llm.tie_word_embeddings:
-            self.vlm.lm_head.load_state_dict(llm.lm_head.state_dict())
+            self.vlm.lm_head.weight.data.copy_(state["lm_head.weight"])
 
     # -- components --------------------------------------------------------------------------------------------
     @property

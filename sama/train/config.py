@@ -277,11 +277,30 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> TrainConfi
     return cfg
 
 
+def config_search_dirs() -> list[Path]:
+    """Where bare config names are looked up: the repository's ``configs/`` and the package's ``sama/configs/``."""
+    package = Path(__file__).resolve().parents[1]
+    return [package.parent / "configs", package / "configs"]
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A YAML path, or a bare name such as ``sama-tiny-synthetic`` found in :func:`config_search_dirs`."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        for folder in config_search_dirs():
+            candidate = folder / f"{path.name}.yaml"
+            if candidate.is_file():
+                return candidate
+    known = sorted({p.stem for d in config_search_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(f"{name}: config file not found (bundled configs: {', '.join(known) or 'none'})")
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML training config, apply ``--set`` overrides, validate values (not paths: see ``check_paths``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    """Read a YAML training config (a path or a bundled name), apply ``--set`` overrides, validate values (not
+    paths: see ``check_paths``)."""
+    path = resolve_config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -57,15 +57,34 @@ class TrainResult:
 # ---------------------------------------------------------------- builders
 
 
-def build_dataset(spec: DatasetConfig, seed: int, split: str = "train") -> Dataset:
+def model_sampling(cfg: TrainConfig) -> dict[str, int]:
+    """The preset's sparse frame sampling (``SamaConfig.sampling``), so datasets feed the model what it expects."""
+    from sama.train.standin import STANDIN_NAME
+
+    if cfg.model.name == STANDIN_NAME:
+        return {}
+    from sama.config import SamaConfig
+
+    if cfg.model.init_from is not None:
+        sampling = SamaConfig.from_json(Path(cfg.model.init_from) / "config.json").sampling
+    else:
+        sampling = SamaConfig.from_name(cfg.model.name, **cfg.model.overrides).sampling
+    return {"interval": sampling.sparse_interval, "max_frames": sampling.max_frames, "min_frames": sampling.min_frames}
+
+
+def build_dataset(
+    spec: DatasetConfig, seed: int, split: str = "train", sampling: dict[str, int] | None = None
+) -> Dataset:
     """One configured dataset (not yet repeated); see ``sama.data.datasets.build_from_config``."""
     from sama.data.datasets import build_from_config
 
-    return build_from_config(spec, seed=seed, split=split)
+    return build_from_config(spec, seed=seed, split=split, sampling_defaults=sampling)
 
 
-def build_mix(specs: list[DatasetConfig], seed: int, split: str) -> MixedDataset:
-    datasets = [build_dataset(spec, seed, split) for spec in specs]
+def build_mix(
+    specs: list[DatasetConfig], seed: int, split: str, sampling: dict[str, int] | None = None
+) -> MixedDataset:
+    datasets = [build_dataset(spec, seed, split, sampling) for spec in specs]
     for spec, dataset in zip(specs, datasets):
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"data.{split} dataset {spec.name or spec.kind!r} has no samples")
@@ -203,8 +222,9 @@ class Trainer:
                 f"this run has {self.info.world_size}; the data position would not line up"
             )
         seed_everything(cfg.seed + self.info.rank)
-        self.train_data = build_mix(cfg.data.train, cfg.seed, "train")
-        self.val_data = build_mix(cfg.data.val, cfg.seed, "val") if cfg.data.val else None
+        sampling = model_sampling(cfg)
+        self.train_data = build_mix(cfg.data.train, cfg.seed, "train", sampling)
+        self.val_data = build_mix(cfg.data.val, cfg.seed, "val", sampling) if cfg.data.val else None
         self.sampler = ResumableSampler(
             len(self.train_data), cfg.data.batch_size, cfg.seed, cfg.data.shuffle, self.info.rank, self.info.world_size
         )

@@ -177,3 +177,24 @@ def test_fuzzed_fields_only_raise_data_error(tmp_path_factory, name: str, value:
         assert str(path) in str(exc)
     split = load_meta_expressions(path, dataset, strict=False, mask_dict=md)
     assert split.report.turns_kept + len(split.report.issues) >= split.report.turns_total
+
+
+def test_cli_validate_rvos_with_mask_dict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sama.cli import main
+
+    md_path = _write(tmp_path, {"0": [None], "1": [None], "2": [None]}, "mask_dict.json")
+    meta = _write(tmp_path, _meta())
+    assert main(["data", "validate", str(meta), "--mask-dict", str(md_path), "--lenient"]) == 1
+    assert "unknown_object: 1" in capsys.readouterr().out  # anno_id 3 of vid_b/1
+    args = [
+        "data",
+        "validate",
+        str(meta),
+        "--mask-dict",
+        str(md_path),
+        "--sequential-anno-ids",
+        "--format",
+        "ref_davis",
+    ]
+    assert main(args) == 0
+    assert "expressions: 3/3 kept" in capsys.readouterr().out

@@ -67,6 +67,7 @@ DENSE_FAITHFUL = {  # SAMA.md §1.2 and §6 item 4
 @pytest.mark.parametrize(("num_sparse", "expected"), sorted(DENSE_FAITHFUL.items()))
 def test_faithful_train_bins_reproduces_release(num_sparse: int, expected: list[int]) -> None:
     assert dense_positions(num_sparse, policy="faithful_train_bins") == expected
+    assert sampling.faithful_train_bins(num_sparse) == expected
 
 
 @pytest.mark.parametrize(

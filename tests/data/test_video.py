@@ -161,3 +161,35 @@ def test_array_video() -> None:
         ArrayVideo(np.zeros((2, 4, 4), np.uint8))
     with pytest.raises(DataError, match="invalid frame range"):
         list(video.iter_frames(5, 2))
+
+
+class _OvershootingContainer:
+    """Delegates to a real container, but its first seek lands one keyframe too late (as a DTS-seeking demuxer can)."""
+
+    def __init__(self, real, keyframes: list[int]) -> None:
+        self.real, self.keyframes, self.seeks = real, keyframes, []
+
+    @property
+    def streams(self):
+        return self.real.streams
+
+    def decode(self, stream):
+        return self.real.decode(stream)
+
+    def seek(self, offset: int, **kwargs) -> None:
+        if not self.seeks:
+            offset = next(k for k in self.keyframes if k > offset)
+        self.seeks.append(offset)
+        self.real.seek(offset, **kwargs)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_overshooting_seek_retries_from_earlier_keyframe(mp4: Path) -> None:
+    video = open_video(mp4)
+    expected = open_video(mp4).frame(13)
+    proxy = _OvershootingContainer(video._open(), video._keyframes)
+    video._container = proxy
+    np.testing.assert_array_equal(video.frame(13), expected)
+    assert len(proxy.seeks) == 2 and proxy.seeks[1] < proxy.seeks[0]

@@ -159,7 +159,7 @@ def test_run_bench_g_writes_report_and_counts_lenient_exclusions(bench_g_dir: Pa
             if qid != "B-1":
                 store.append(row)
     settings = RunSettings(data=bench_g_dir, pred=pred, out=tmp_path / "out", lenient=True, progress=False)
-    summary_path, _ = run_bench_g(settings, fast_options(recall_mode="fixed", lenient=True))
+    summary_path, _ = run_bench_g(settings, fast_options(recall_mode="fixed"))
     summary = json.loads(summary_path.read_text())
     assert summary["scores"]["miou"] == pytest.approx(1.0)
     assert summary["counts"]["predictions_excluded"]["missing"] == 1
@@ -411,7 +411,9 @@ def test_synthetic_bench_g_oracle_and_perturbed(synthetic_dir: Path) -> None:
     assert bench.questions and all(q.video_dir is not None for q in bench.questions)  # frames found for a model
     results = [score_bench_g(bench, predictions_of(bench, p), options, similarity=ExactTextSimilarity())
                for p in (OraclePredictor(bench.references), PerturbedPredictor(bench.references, 0.3))]
-    (oracle, oracle_videos, _, _), (perturbed, _, _, _) = results
+    (oracle, oracle_videos, oracle_counts, _), (perturbed, _, _, _) = results
+    assert oracle_counts["diagnostic_miou_grounded_questions_only"] == pytest.approx(1.0)
+    assert oracle_counts["questions_without_gt_masks (mIoU 0 by definition)"] > 0
     # METRICS.md §7.2: a question whose answer has no [SEG] scores mIoU 0 even for a perfect model; all others 1.
     per_question = [q for v in oracle_videos.values() for q in v["questions"]]
     assert {q["miou"] for q in per_question if q["num_gt_masks"]} == {1.0}

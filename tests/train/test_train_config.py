@@ -98,3 +98,12 @@ def test_deepspeed_missing_gives_install_hint(standin_yaml: Path) -> None:
         pytest.skip("deepspeed is installed here")
     with pytest.raises(ConfigError, match="needs DeepSpeed, which is not installed"):
         train(load_config(standin_yaml, ["strategy=deepspeed_zero2"]))
+
+
+def test_bundled_configs_load_by_name() -> None:
+    for name in ("sama-tiny-synthetic", "sama-smol-synthetic"):
+        cfg = load_config(name)
+        assert cfg.model.name == name.removesuffix("-synthetic")
+        assert cfg.data.train[0].kind == "synthetic" and "generate" in cfg.data.train[0].options
+    with pytest.raises(ConfigError, match=r"no-such-config: config file not found \(bundled configs: .*sama-tiny"):
+        load_config("no-such-config")

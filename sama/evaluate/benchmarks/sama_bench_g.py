@@ -37,8 +37,6 @@ class BenchGOptions:
     box_prompts: bool = True  # SAMA.md §1.4: Bench-G prompt masks are bounding boxes
     text_similarity: str = "minilm"
     captions: bool = True
-    clair_judge: str | None = None
-    lenient: bool = False
 
     def check(self) -> None:
         for name, value, allowed in (("recall_mode", self.recall_mode, gcg.MODES), ("gt_mode", self.gt_mode, gcg.MODES),
@@ -245,8 +243,15 @@ def score_bench_g(
     flat = {video: {"miou": e["miou"], "recall": e["recall"], **e.get("caption_scores", {}),
                     **({judge_key(judge): e[judge_key(judge)]} if judge is not None else {})} for video, e in per_video.items()}
     scores = gcg.mean_over_videos(flat) if flat else {"miou": None, "recall": None}
+    # Diagnostic, not a paper metric: METRICS.md §7.2 scores a question whose answer has no [SEG] as mIoU 0 even for a
+    # perfect model, so also report the mean over videos of the mIoU over grounded questions only.
+    grounded = {video: [q["miou"] for q in e["questions"] if q["num_gt_masks"]] for video, e in per_video.items()}
+    grounded_means = [float(np.mean(v)) for v in grounded.values() if v]
     counts = {"videos_scored": len(per_video), "questions_scored": sum(len(g) for g in groups.values()),
-              "questions_skipped_for_recall (no predicted mask or phrase)": recall_skipped}
+              "questions_skipped_for_recall (no predicted mask or phrase)": recall_skipped,
+              "questions_without_gt_masks (mIoU 0 by definition)": sum(
+                  1 for e in per_video.values() for q in e["questions"] if not q["num_gt_masks"]),
+              "diagnostic_miou_grounded_questions_only": float(np.mean(grounded_means)) if grounded_means else None}
     return scores, per_video, counts, notes
 
 

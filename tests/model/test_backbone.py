@@ -1,0 +1,71 @@
+"""Backbone tests: frame preprocessing, special tokens, frame-token shapes, new-token-row gradients, SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sama.config import IMAGENET_MEAN, IMAGENET_STD, SamaConfig
+from sama.errors import ConfigError
+from sama.model.backbone import SPECIAL_TOKENS, SamaBackbone, preprocess_frames
+
+
+def test_preprocess_resizes_and_normalises() -> None:
+    frames = torch.full((2, 30, 50, 3), 255, dtype=torch.uint8)
+    frames[1] = 0
+    out = preprocess_frames(frames, 28, IMAGENET_MEAN, IMAGENET_STD)
+    assert out.shape == (2, 3, 28, 28)
+    for c in range(3):
+        assert torch.allclose(out[0, c], torch.full((28, 28), (1 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]), atol=1e-5)
+        assert torch.allclose(out[1, c], torch.full((28, 28), -IMAGENET_MEAN[c] / IMAGENET_STD[c]), atol=1e-5)
+    with pytest.raises(ValueError, match=r"frames must be \(T, H, W, 3\)"):
+        preprocess_frames(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), 8, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_special_tokens_are_single_new_tokens(tiny_model) -> None:
+    tok = tiny_model.tokenizer
+    for token in SPECIAL_TOKENS:
+        assert tok.tokenize(token) == [token]
+    ids = sorted(tiny_model.backbone.token_ids.values())
+    assert ids == list(range(49152, 49152 + len(SPECIAL_TOKENS)))  # appended after SmolLM2's 49152
+    assert tiny_model.backbone.input_embeddings().weight.shape[0] == len(tok)
+
+
+def test_frame_tokens_shape(tiny_model) -> None:
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 20, 24, 3), dtype=np.uint8))
+    tokens = tiny_model.backbone.encode_frames(tiny_model.backbone.preprocess(frames))
+    config = tiny_model.config
+    assert tokens.shape == (3, config.vision.tokens_per_frame, config.llm.hidden_size)
+
+
+def test_lora_adds_trainable_adapters_only_in_the_llm() -> None:
+    from sama.model.modeling import SamaModel
+
+    model = SamaModel(SamaConfig.from_name("sama-tiny", lora={"enabled": True}))
+    names = model.trainable_parameter_names()
+    lora = [n for n in names if "lora_" in n]
+    assert lora and all(n.startswith("backbone.vlm.model.language_model.layers.") for n in lora)
+    assert not any(n.startswith("backbone.vlm.model.language_model.layers.") and "lora_" not in n for n in names)
+
+
+def test_unknown_tokenizer_is_a_config_error() -> None:
+    config = SamaConfig.from_name("sama-tiny", llm={"tokenizer": "qwen"})
+    with pytest.raises(ConfigError, match="llm.tokenizer 'qwen': only 'smollm2' is available offline"):
+        SamaBackbone(config)
+
+
+@pytest.mark.slow
+def test_sama_smol_uses_the_real_smollm2_and_generates_text() -> None:
+    from sama.model.factory import create_model
+
+    model = create_model("sama-smol").eval()
+    tok = model.tokenizer
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    ids = tok.encode(prompt, return_tensors="pt")
+    out = model.backbone.vlm.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+    frames = np.random.default_rng(0).integers(0, 255, (8, 48, 64, 3), dtype=np.uint8)
+    sample = model.processor.build_prompt(frames, [("What is the capital of France?", None)], [[]])
+    result = model.generate(sample, max_new_tokens=6)
+    assert result.text.strip() and len(result.token_ids) <= 6
