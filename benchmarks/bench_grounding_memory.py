@@ -98,7 +98,7 @@ def measure(num_frames: int, num_objects: int, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 10_000], help="video lengths to compare")
-    parser.add_argument("--objects", type=int, default=2, help="number of [SEG] prompts propagated together")
+    parser.add_argument("--objects", type=int, default=1, help="number of [SEG] prompts propagated together")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny ops run fastest on one)")
     args = parser.parse_args()
 

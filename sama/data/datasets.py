@@ -7,7 +7,6 @@ Sources: SAMA.md §2 (data mix, repeats), §3.2 (SAMA-239K loader rules), §1.2 
 from __future__ import annotations
 
 import bisect
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,11 +105,6 @@ class ResumableSampler:
 
     def batches_per_epoch(self) -> int:
         return (self.length // self.world_size) // self.batch_size
-
-
-def sample_rng(seed: int, index: int) -> random.Random:
-    """Per-sample RNG: the same sample gets the same random choices in every run (resumption, ranks)."""
-    return random.Random(seed * 1_000_003 + index)
 
 
 # ---------------------------------------------------------------- random clips (engine smoke tests)

@@ -79,8 +79,10 @@ def register(subparsers: Any) -> None:
                            help="sama: per-expression means (release script); referformer: 4 annotation sets")
         p.set_defaults(func=_run_rvos, rvos=name)
 
-    y = sub.add_parser("ref-ytvos", help="Ref-YouTube-VOS: write the CodaLab submission zip (no public GT)")
+    y = sub.add_parser("ref-ytvos", help="Ref-YouTube-VOS (or MeViS val/test): write the CodaLab submission zip")
     _common(y)
+    y.add_argument("--layout", choices=("ytvos", "mevis"), default="ytvos",
+                   help="ytvos: Annotations/<vid>/<exp>/<frame>.png; mevis: <vid>/<exp>/<frame>.png at the top level")
     y.set_defaults(func=_run_rvos, rvos="ref-ytvos")
 
     m = sub.add_parser("merge", help="merge prediction shard files into one (detects duplicates/conflicts)")
@@ -152,7 +154,8 @@ def _run_rvos(args: argparse.Namespace) -> int:
 
     summary, message = run_rvos(args.rvos, _settings(args), workers=args.workers,
                                 protocol=getattr(args, "protocol", "both"),
-                                revos_faithful=getattr(args, "faithful", False))
+                                revos_faithful=getattr(args, "faithful", False),
+                                layout=getattr(args, "layout", "ytvos"))
     return _print_result(summary, message)
 
 

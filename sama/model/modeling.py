@@ -204,9 +204,7 @@ class SamaModel(nn.Module):
             do_sample=False, output_hidden_states=True, return_dict_in_generate=True, eos_token_id=stop,
             pad_token_id=self.processor.pad_token_id, **kwargs,
         )
-        generated = out.sequences[0, -len(out.hidden_states):] if out.sequences.shape[1] > ids.shape[1] else \
-            out.sequences[0]
-        generated = out.sequences[0][-len(out.hidden_states):]
+        generated = out.sequences[0][-len(out.hidden_states):]  # with inputs_embeds only new tokens are returned
         # hidden_states[t] (t ≥ 1) holds the state of generated token t−1 fed back as input (official
         # get_seg_hidden_states); the last generated token is never fed back.
         fed = [h[-1][0, -1] for h in out.hidden_states[1:]]

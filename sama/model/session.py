@@ -171,37 +171,81 @@ class ChatSession:
         return volume
 
     # -- the conversation ----------------------------------------------------------------------------------------
-    def ask(self, question: str, refs: Sequence[RegionRef] = (), *, max_new_tokens: int | None = None) -> ChatTurn:
-        """Answer ``question`` (one ``<mask>`` per entry of ``refs``) given the dialogue so far."""
+    def reset(self) -> None:
+        """Forget the dialogue (history and KV cache) but keep the per-video caches: the next question is turn 1."""
+        self.history = []
+        self._cache = None
+        self._cached_len = 0
+        self._pending_suffix = False
+
+    def _prepare_turn(self, question: str, refs: Sequence[RegionRef], with_seg: bool,
+                      notes: list[str]) -> tuple[list[int], torch.Tensor]:
+        """Token ids of the human message (the owed stop word first) and its ``<IMG_CONTEXT>`` fill."""
         count = question.count(MASK_PLACEHOLDER)
         if count != len(refs):
             raise DataError(f"the question has {count} <mask> placeholder(s) but {len(refs)} reference(s) were given",
                             field="refs")
         model, processor = self.model, self.model.processor
-        notes: list[str] = []
         volumes = [self._reference_volume(ref, notes) for ref in refs]
         first = not self.history
         turn_inputs = processor.turn_inputs(question, volumes, self.dense, "session", len(self.history))
         template = processor.template
-        human = processor.human_text(question, len(self.sparse), first, len(self.dense), self.seg_hint)
+        human = processor.human_text(question, len(self.sparse), first, len(self.dense), with_seg)
         prompt = ("" if first else template["SEP"]) + template["INSTRUCTION"].format(input=human)
         ids = model.tokenizer.encode(prompt, add_special_tokens=False)
         if self._pending_suffix:
             ids = model.tokenizer.encode(template["SUFFIX"], add_special_tokens=False) + ids
-        budget = max_new_tokens or self.max_new_tokens
-        total = self._cached_len + len(ids) + budget
-        if total > model.config.llm.max_length:
-            raise DataError(f"the dialogue would reach {total} tokens (cached {self._cached_len} + prompt {len(ids)} "
-                            f"+ up to {budget} new), over llm.max_length={model.config.llm.max_length}",
-                            field="question")
         with torch.no_grad():
             visual = self._turn_embeddings(turn_inputs, first)
+        return ids, visual
+
+    def _check_budget(self, new_tokens: int, what: str) -> None:
+        total = self._cached_len + new_tokens
+        if total > self.model.config.llm.max_length:
+            raise DataError(f"the dialogue would reach {total} tokens (cached {self._cached_len} + {what}), over "
+                            f"llm.max_length={self.model.config.llm.max_length}", field="question")
+
+    def ask(self, question: str, refs: Sequence[RegionRef] = (), *, max_new_tokens: int | None = None) -> ChatTurn:
+        """Answer ``question`` (one ``<mask>`` per entry of ``refs``) given the dialogue so far."""
+        model = self.model
+        notes: list[str] = []
+        ids, visual = self._prepare_turn(question, refs, self.seg_hint, notes)
+        budget = max_new_tokens or self.max_new_tokens
+        self._check_budget(len(ids) + budget, f"prompt {len(ids)} + up to {budget} new")
+        with torch.no_grad():
             input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
             embeds = model.fill_slots(input_ids, [visual])
             generated, seg_hidden = self._greedy(embeds, budget)
         raw = model.tokenizer.decode(generated, skip_special_tokens=False)
         turn = ChatTurn(question=question, raw_text=raw.strip(), text=clean_text(raw), phrases=seg_phrases(raw),
                         new_tokens=len(ids), seg_hidden=seg_hidden, notes=notes, _session=self)
+        self.history.append(turn)
+        return turn
+
+    def add_turn(self, question: str, answer: str, refs: Sequence[RegionRef] = ()) -> ChatTurn:
+        """Feed a given (teacher-forced) answer into the dialogue without generating: the next question sees it as
+        history. Same token layout as training (SAMA.md §1.5: the segmentation hint when the answer has ``[SEG]``,
+        the answer followed by the stop word). The answer's ``[SEG]`` states are kept, so its masks decode too."""
+        model = self.model
+        notes: list[str] = []
+        ids, visual = self._prepare_turn(question, refs, SEG_TOKEN in answer, notes)
+        answer_ids = model.tokenizer.encode(answer + model.processor.template["SUFFIX"], add_special_tokens=False)
+        self._check_budget(len(ids) + len(answer_ids), f"prompt {len(ids)} + given answer {len(answer_ids)}")
+        with torch.no_grad():
+            input_ids = torch.tensor([ids + answer_ids], dtype=torch.long, device=self._device)
+            embeds = model.fill_slots(input_ids, [visual])
+            if self._cache is None:
+                from transformers import DynamicCache
+
+                self._cache = DynamicCache()
+            self._cached_len += embeds.shape[1]
+            mask = torch.ones(1, self._cached_len, dtype=torch.long, device=embeds.device)
+            out = model.backbone.run_llm(embeds, mask, cache=self._cache, use_cache=True, logits_to_keep=1)
+            seg_hidden = out.hidden_states[-1][0][input_ids[0] == model.seg_token_id]  # [SEG] as the input
+        self._pending_suffix = False  # the stop word was fed with the answer
+        turn = ChatTurn(question=question, raw_text=answer.strip(), text=clean_text(answer),
+                        phrases=seg_phrases(answer), new_tokens=len(ids) + len(answer_ids), seg_hidden=seg_hidden,
+                        notes=notes, _session=self)
         self.history.append(turn)
         return turn
 
@@ -244,7 +288,8 @@ class ChatSession:
     def _step(self, embeds: torch.Tensor) -> Any:
         self._cached_len += embeds.shape[1]
         mask = torch.ones(1, self._cached_len, dtype=torch.long, device=embeds.device)
-        return self.model.backbone.run_llm(embeds, mask, past_key_values=self._cache, use_cache=True)
+        return self.model.backbone.run_llm(embeds, mask, cache=self._cache, use_cache=True,
+                                            logits_to_keep=1)
 
     def propagate(self, seg_hidden: torch.Tensor) -> Any:
         """SAM2 masks of the given [SEG] states over the whole video (lazy iterator of (frame, (K, H, W)))."""

@@ -197,6 +197,7 @@ class Trainer:
         cfg.validate()
         cfg.check_paths()
         check_init_preset(cfg)
+        self.sampling = model_sampling(cfg)  # also rejects an unknown preset or bad model overrides
         self.resume_from = ckpt.resolve_resume(self.output_dir, resume)
         self.resume_state: ckpt.TrainerState | None = None
         if self.resume_from is not None:
@@ -222,9 +223,8 @@ class Trainer:
                 f"this run has {self.info.world_size}; the data position would not line up"
             )
         seed_everything(cfg.seed + self.info.rank)
-        sampling = model_sampling(cfg)
-        self.train_data = build_mix(cfg.data.train, cfg.seed, "train", sampling)
-        self.val_data = build_mix(cfg.data.val, cfg.seed, "val", sampling) if cfg.data.val else None
+        self.train_data = build_mix(cfg.data.train, cfg.seed, "train", self.sampling)
+        self.val_data = build_mix(cfg.data.val, cfg.seed, "val", self.sampling) if cfg.data.val else None
         self.sampler = ResumableSampler(
             len(self.train_data), cfg.data.batch_size, cfg.seed, cfg.data.shuffle, self.info.rank, self.info.world_size
         )

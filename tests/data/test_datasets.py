@@ -114,7 +114,8 @@ def test_grounded_chat_chunks_and_masks(chat_files: SimpleNamespace) -> None:
 
 def test_region_description_turns(chat_files: SimpleNamespace) -> None:
     dataset = RegionDescriptionDataset(chat_files.annotations, chat_files.mask_dict, chat_files.root)
-    assert DESCRIPTIONS_PER_ITEM == 3
+    assert DESCRIPTIONS_PER_ITEM == 3  # SAMA.md §2
+    assert REGION_DESCRIPTION_QUESTION == "Please describe the region <mask> in the video in detail."  # SAMA.md §5
     assert len(dataset) == 1
     sample = dataset[0]
     _check_sample(sample)

@@ -184,3 +184,11 @@ def test_mevis_missing_as_zero_matches_the_official_rule(tmp_path: Path, capsys)
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["counts"]["expressions_scored_zero_without_prediction"] == 1
     assert summary["options"]["missing_as_zero"] is True
+
+
+def test_dialogue_mode_is_stamped_and_checked(bench: Path, tmp_path: Path, capsys) -> None:
+    pred = oracle_file(bench, tmp_path, capsys)
+    assert {r["dialogue"] for r in map(json.loads, pred.read_text().splitlines())} == {"independent"}
+    code, _, err = run(["sama-bench-g", "--data", str(bench), "--pred", str(pred), "--out", str(tmp_path / "h"),
+                        "--dialogue", "history", *FAST], capsys)
+    assert code == 2 and "was produced with dialogue='independent' but this run uses dialogue='history'" in err

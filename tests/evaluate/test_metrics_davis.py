@@ -153,6 +153,34 @@ def test_fast_f_equals_plain_dilation_on_random_masks() -> None:
         np.testing.assert_allclose(fast, plain, atol=1e-12)
 
 
+def test_packed_canvas_matches_per_frame_path_across_chunks() -> None:
+    """> 32 frames with very different crops (tiny, full-frame, touching every edge): no leakage between crops."""
+    rng = np.random.default_rng(3)
+    frames = 70
+    gt = np.zeros((frames, 48, 70), bool)
+    pred = np.zeros_like(gt)
+    for t in range(frames):
+        y0, x0 = rng.integers(0, 40), rng.integers(0, 60)
+        y1, x1 = rng.integers(y0 + 1, 49), rng.integers(x0 + 1, 71)
+        gt[t, y0:y1, x0:x1] = True
+        pred[t] = np.roll(gt[t], (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), axis=(0, 1))
+        if t % 7 == 0:
+            pred[t] |= rng.random((48, 70)) < 0.05
+        if t % 11 == 0:
+            gt[t] = False
+    kernel = davis.disk(3).view(np.uint8)
+    per_frame = [davis._f_frame(pred[t].view(np.uint8), gt[t].view(np.uint8), kernel) for t in range(frames)]
+    np.testing.assert_allclose(davis.db_eval_boundary(gt, pred, bound_th=3), per_frame, atol=1e-12)
+
+
+def test_large_radius_falls_back_to_opencv_dilation() -> None:
+    rng = np.random.default_rng(5)
+    gt = rng.random((2, 30, 200)) < 0.3
+    pred = rng.random((2, 30, 200)) < 0.3
+    fast = davis.db_eval_boundary(gt, pred, bound_th=70)  # radius ≥ 64: per-frame OpenCV path
+    np.testing.assert_allclose(fast, [_reference_dilation_f(gt[t], pred[t], 70) for t in range(2)], atol=1e-12)
+
+
 def test_volume_and_frame_inputs_agree_and_dtype() -> None:
     rng = np.random.default_rng(0)
     gt = rng.random((3, 30, 40)) < 0.3

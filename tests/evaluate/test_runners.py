@@ -328,7 +328,8 @@ def test_davis17_referformer_protocol(tmp_path: Path) -> None:
     summary = rvos_scores("davis17", data, tmp_path, lambda b: OraclePredictor(b.references), protocol="both")
     assert summary["scores"]["referformer_J&F"] == pytest.approx(1.0)
     assert summary["scores"]["sama_J&F"] == pytest.approx(1.0)
-    assert summary["counts"]["referformer_skipped_multi_object_expressions"] == 1
+    assert summary["counts"]["referformer_unused_expressions"] == {"multi_object_expressions": 1,
+                                                                    "expressions_beyond_4_per_object": 0}
     perturbed = rvos_scores("davis17", data, tmp_path, lambda b: PerturbedPredictor(b.references, 0.25),
                             protocol="referformer")
     assert perturbed["scores"]["referformer_J&F"] < 0.99
@@ -355,6 +356,9 @@ def test_ref_ytvos_submission_layout(tmp_path: Path) -> None:
         mask = np.array(Image.open(io.BytesIO(archive.read("Annotations/vidA/0/00002.png"))))
     assert set(np.unique(mask)) == {0, 255}
     assert np.array_equal(mask == 255, OBJECTS["1"][2])
+    mevis = rvos_scores("ref-ytvos", data, tmp_path, lambda b: OraclePredictor(gt.references), layout="mevis")
+    with zipfile.ZipFile(mevis["scores"]["submission"]) as archive:
+        assert "vidB/0/00005.png" in archive.namelist() and len(archive.namelist()) == 4 * T
 
 
 # --------------------------------------------------------------------------------------------------------- Bench-C

@@ -51,7 +51,7 @@ def test_lora_adds_trainable_adapters_only_in_the_llm() -> None:
 
 def test_unknown_tokenizer_is_a_config_error() -> None:
     config = SamaConfig.from_name("sama-tiny", llm={"tokenizer": "qwen"})
-    with pytest.raises(ConfigError, match="llm.tokenizer 'qwen': only 'smollm2' is available offline"):
+    with pytest.raises(ConfigError, match=r"llm\.tokenizer 'qwen': only 'smollm2' is available offline"):
         SamaBackbone(config)
 
 

@@ -140,3 +140,28 @@ def test_two_process_run_matches_single_process(tmp_path: Path, strategy: str) -
         torch.testing.assert_close(
             weights[name], reference[name], rtol=1e-3, atol=1e-4
         )  # Adam amplifies reduction-order noise; one step is ~1e-2
+
+
+class _RecordingEvaluator:
+    """A validation hook like the evaluation suite will provide."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_evaluate(self, trainer: Trainer, step: int) -> dict[str, float]:
+        self.steps.append(step)
+        return {"fake_miou": 0.25 * step}
+
+
+def test_evaluation_callback_runs_every_n_steps(tmp_path: Path) -> None:
+    evaluator = _RecordingEvaluator()
+    data = standin_config(tmp_path, eval_every=3, save_every=0)
+    Trainer(config_from_dict(data), callbacks=[evaluator]).fit()
+    assert evaluator.steps == [3, 6, 8]
+    val = [r for r in read_log(tmp_path / "out" / "train_log.jsonl") if r["split"] == "val"]
+    assert [(r["step"], r["fake_miou"]) for r in val] == [(3, 0.75), (6, 1.5), (8, 2.0)]
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path: Path) -> None:
+    result = train(config_from_dict(standin_config(tmp_path, precision="bf16", max_steps=2, save_every=0)))
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)

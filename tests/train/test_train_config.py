@@ -107,3 +107,9 @@ def test_bundled_configs_load_by_name() -> None:
         assert cfg.data.train[0].kind == "synthetic" and "generate" in cfg.data.train[0].options
     with pytest.raises(ConfigError, match=r"no-such-config: config file not found \(bundled configs: .*sama-tiny"):
         load_config("no-such-config")
+
+
+def test_unknown_model_preset_fails_before_compute(standin_yaml: Path) -> None:
+    cfg = load_config(standin_yaml, ["model.name=sama-huge"])
+    with pytest.raises(ConfigError, match="unknown model preset 'sama-huge'"):
+        Trainer(cfg)

@@ -266,11 +266,13 @@ def produce_predictions(
     store: PredictionStore,
     *,
     progress: bool = True,
+    stamp: Mapping[str, Any] | None = None,
 ) -> int:
     """Answer every question not yet in ``store`` and append each answer durably as soon as it exists.
 
-    Safe to kill at any point and call again: stored answers are skipped, none is written twice. Returns the number
-    of new predictions.
+    Safe to kill at any point and call again: stored answers are skipped, none is written twice. ``stamp`` fields
+    (e.g. the dialogue mode) are added to every row so a later scoring run can check it uses the same setting.
+    Returns the number of new predictions.
     """
     from tqdm import tqdm
 
@@ -282,6 +284,8 @@ def produce_predictions(
         if row.question_id != question.question_id:
             raise SamaError(f"predictor {predictor.name} answered question {question.question_id!r} with id "
                             f"{row.question_id!r}")
+        if stamp:
+            row.extra.update(stamp)
         store.append(row)
         produced += 1
     return produced

@@ -50,7 +50,8 @@ class Prepared:
     complete: bool = True  # False: this process wrote one shard; merge the shards before scoring
 
 
-def predict(bench: Bench, settings: RunSettings, predictor: Predictor | None = None) -> tuple[Path, bool, int]:
+def predict(bench: Bench, settings: RunSettings, predictor: Predictor | None = None,
+            stamp: dict[str, Any] | None = None) -> tuple[Path, bool, int]:
     """Run ``predictor`` (or ``--model``) on the questions of this shard not yet in the prediction file.
 
     Returns (file written, whether it covers the whole benchmark, number of new predictions). The shard comes from
@@ -65,16 +66,20 @@ def predict(bench: Bench, settings: RunSettings, predictor: Predictor | None = N
     path = shard_path(settings.pred, index, count)
     with PredictionStore(path, lenient=settings.lenient) as store:
         produced = produce_predictions(select_shard(bench.questions, shard), predictor, store,
-                                       progress=settings.progress)
+                                       progress=settings.progress, stamp=stamp)
     return path, count == 1, produced
 
 
-def prepare(bench: Bench, settings: RunSettings, predictor: Predictor | None = None) -> Prepared:
-    """Produce predictions if a model is given, then read + validate the file (lenient: count and exclude)."""
+def prepare(bench: Bench, settings: RunSettings, predictor: Predictor | None = None,
+            stamp: dict[str, Any] | None = None) -> Prepared:
+    """Produce predictions if a model is given, then read + validate the file (lenient: count and exclude).
+
+    Rows carrying a ``stamp`` key with a different value (e.g. produced with another dialogue mode) are an error.
+    """
     produced = None
     path = settings.pred
     if predictor is not None or settings.model is not None:
-        path, complete, produced = predict(bench, settings, predictor)
+        path, complete, produced = predict(bench, settings, predictor, stamp)
         if not complete:
             return Prepared({}, {"predictions_produced": produced}, path, complete=False)
     rows, read_report = read_predictions(path, lenient=settings.lenient)
@@ -85,6 +90,11 @@ def prepare(bench: Bench, settings: RunSettings, predictor: Predictor | None = N
         validate_predictions({q: rows[q] for q in [*validation.unknown, *validation.invalid]},
                              {q: s for q, s in bench.expected_shapes().items() if q in validation.invalid},
                              file=str(path))
+    for key, value in (stamp or {}).items():
+        other = next((row for row in rows.values() if key in row.extra and row.extra[key] != value), None)
+        if other is not None:
+            raise ConfigError(f"{path}: prediction {other.question_id} was produced with {key}={other.extra[key]!r} "
+                              f"but this run uses {key}={value!r}; use a separate prediction file per setting")
     excluded = set(validation.unknown) | set(validation.invalid)
     usable = {qid: row for qid, row in rows.items() if qid not in excluded}
     counts: dict[str, Any] = {

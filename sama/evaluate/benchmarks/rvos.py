@@ -28,7 +28,9 @@ META_NAMES = ("meta_expressions.json", "meta_expressions_valid_.json", "meta_exp
 MASK_DICT_NAME = "mask_dict.json"
 FOREGROUND_NAME = "mask_dict_foreground.json"  # METRICS.md §5: union of all annotated objects per video
 FRAME_FOLDERS = ("JPEGImages", "valid/JPEGImages", "", "../../videos")  # where <vid>/<frame>.jpg may live
-SUBMISSION_ROOT = "Annotations"  # METRICS.md §4: Annotations/<video_id>/<exp_id>/<frame>.png, 0/255
+# Submission zip roots: Ref-YTVOS Annotations/<video_id>/<exp_id>/<frame>.png (METRICS.md §4); MeViS val/test puts
+# the video folders at the top level (METRICS.md §3, "Submission"). PNGs are grayscale 0/255.
+SUBMISSION_ROOTS = {"ytvos": "Annotations/", "mevis": ""}
 PNG_FOREGROUND = 255
 
 
@@ -255,10 +257,11 @@ def score_revos(bench: Bench, rows: Mapping[str, PredictionRow], workers: int = 
     return final, per_exp, fg_source
 
 
-def score_davis_referformer(bench: Bench, rows: Mapping[str, PredictionRow]) -> tuple[dict[str, Any], int]:
+def score_davis_referformer(bench: Bench, rows: Mapping[str, PredictionRow]) -> tuple[dict[str, Any], dict[str, int]]:
     """Ref-DAVIS17 protocol (a) (METRICS.md §2(a)): expressions of an object are its annotation sets 0..3 in
     expression order; per set, the objects' masks are merged into label maps and scored with the unsupervised DAVIS
-    protocol; the result is the mean over the 4 sets. Expressions with several objects are skipped (returned count).
+    protocol; the result is the mean over the 4 sets. Expressions with several objects, and an object's expressions
+    beyond the 4th, are not used (returned counts).
     """
     from sama.evaluate.metrics.davis import (
         REF_DAVIS_ANNOTATORS,
@@ -268,7 +271,7 @@ def score_davis_referformer(bench: Bench, rows: Mapping[str, PredictionRow]) -> 
 
     gt_labels: dict[str, np.ndarray] = {}
     sets: list[dict[str, np.ndarray]] = [{} for _ in range(REF_DAVIS_ANNOTATORS)]
-    multi_object = 0
+    multi_object = beyond_sets = 0
     by_video: dict[str, dict[str, list[BenchQuestion]]] = {}
     for q in bench.questions:
         anno = bench.references[q.question_id].mask_groups[0]
@@ -282,6 +285,7 @@ def score_davis_referformer(bench: Bench, rows: Mapping[str, PredictionRow]) -> 
         labels = np.zeros(shape, dtype=np.int64)
         per_set: list[list[np.ndarray]] = [[] for _ in range(REF_DAVIS_ANNOTATORS)]
         for k, (anno_id, questions) in enumerate(sorted(objects.items(), key=lambda kv: _exp_sort_key(kv[0]))):
+            beyond_sets += max(0, len(questions) - REF_DAVIS_ANNOTATORS)
             labels[bench.references[questions[0].question_id].mask_dict.volume([anno_id], *shape)] = k + 1
             for a in range(REF_DAVIS_ANNOTATORS):
                 q = questions[a] if a < len(questions) else None
@@ -292,16 +296,20 @@ def score_davis_referformer(bench: Bench, rows: Mapping[str, PredictionRow]) -> 
             sets[a][video_id] = merge_annotator_masks(per_set[a])
     if not gt_labels:
         raise DataError("no single-object expression to score with the ReferFormer protocol")
-    return ref_davis_annotator_protocol(gt_labels, sets), multi_object
+    return ref_davis_annotator_protocol(gt_labels, sets), {"multi_object_expressions": multi_object,
+                                                           "expressions_beyond_4_per_object": beyond_sets}
 
 
-def write_ytvos_submission(bench: Bench, rows: Mapping[str, PredictionRow], zip_path: Path) -> int:
-    """Ref-YouTube-VOS CodaLab zip: ``Annotations/<vid>/<exp_id>/<frame>.png`` grayscale 0/255 (METRICS.md §4).
+def write_submission(bench: Bench, rows: Mapping[str, PredictionRow], zip_path: Path, layout: str = "ytvos") -> int:
+    """CodaLab zip: ``[Annotations/]<vid>/<exp_id>/<frame>.png`` grayscale 0/255 (METRICS.md §4; MeViS §3).
 
     Returns the number of PNGs written; every expression must have a prediction (else DataError).
     """
     from PIL import Image
 
+    if layout not in SUBMISSION_ROOTS:
+        raise ConfigError(f"--layout {layout!r}: expected one of {', '.join(SUBMISSION_ROOTS)}")
+    root = SUBMISSION_ROOTS[layout]
     missing = [q.question_id for q in bench.questions if q.question_id not in rows]
     if missing:
         raise DataError(f"the submission needs every expression; {len(missing)} have no prediction",
@@ -316,14 +324,14 @@ def write_ytvos_submission(bench: Bench, rows: Mapping[str, PredictionRow], zip_
             for frame, mask in zip(q.frames, volume):
                 buffer = io.BytesIO()
                 Image.fromarray(mask.astype(np.uint8) * PNG_FOREGROUND, mode="L").save(buffer, format="PNG")
-                archive.writestr(f"{SUBMISSION_ROOT}/{q.video_id}/{exp_id}/{frame}.png", buffer.getvalue())
+                archive.writestr(f"{root}{q.video_id}/{exp_id}/{frame}.png", buffer.getvalue())
                 count += 1
     tmp.replace(zip_path)
     return count
 
 
 def run_rvos(name: str, settings: Any, *, workers: int = 1, protocol: str = "both", revos_faithful: bool = False,
-             predictor: Any = None) -> tuple[Path | None, str]:
+             layout: str = "ytvos", predictor: Any = None) -> tuple[Path | None, str]:
     """Full RVOS run for ``mevis`` | ``revos`` | ``davis17`` | ``ref-ytvos``; returns (summary.json, message)."""
     from sama.evaluate.benchmarks.runner import prepare
     from sama.evaluate.report import write_report
@@ -347,7 +355,8 @@ def run_rvos(name: str, settings: Any, *, workers: int = 1, protocol: str = "bot
     extra: dict[str, Any] = {}
     if name == "ref-ytvos":
         zip_path = Path(settings.out) / "submission.zip"
-        counts["pngs_written"] = write_ytvos_submission(bench, prepared.rows, zip_path)
+        counts["pngs_written"] = write_submission(bench, prepared.rows, zip_path, layout)
+        options["layout"] = layout
         per_exp = {qid: {"frames": bench.question(qid).num_frames} for qid in prepared.rows}
         scores: dict[str, Any] = {"submission": str(zip_path)}
         write_report(settings.out, benchmark=name, scores=scores, options=options, counts=counts, per_item=per_exp,
@@ -367,8 +376,8 @@ def run_rvos(name: str, settings: Any, *, workers: int = 1, protocol: str = "bot
         if name == "davis17":
             options["protocol"] = protocol
             if protocol in ("referformer", "both"):
-                referformer, multi = score_davis_referformer(bench, prepared.rows)
-                counts["referformer_skipped_multi_object_expressions"] = multi
+                referformer, unused = score_davis_referformer(bench, prepared.rows)
+                counts["referformer_unused_expressions"] = unused
                 extra["referformer"] = referformer
                 ref_scores = {f"referformer_{k}": referformer[k] for k in ("J", "F", "J&F")}
                 scores = ref_scores if protocol == "referformer" else {

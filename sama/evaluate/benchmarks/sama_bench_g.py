@@ -273,7 +273,7 @@ def run_bench_g(
     from sama.evaluate.report import write_report
 
     bench = load_bench_g(settings.data, options)
-    prepared = prepare(bench, settings, predictor)
+    prepared = prepare(bench, settings, predictor, stamp={"dialogue": options.dialogue})
     if not prepared.complete:
         return None, (f"wrote shard {prepared.path} ({prepared.counts['predictions_produced']} new); merge the "
                       "shards with `sama evaluate merge` and score the merged file")
