@@ -228,7 +228,8 @@ class SamaGrounding(nn.Module):
         """Mask logits (K, N, h, w) for K [SEG] hidden states (K, C) on every one of the N frames independently.
 
         The projected [SEG] vector is appended to the (empty) sparse prompt, the dense prompt is ``no_mask_embed``
-        and one mask is decoded per prompt. Gradients flow into ``seg_proj`` and the mask decoder.
+        and one mask is decoded per prompt. Gradients flow into ``seg_proj`` and the mask decoder. The logits are
+        not gated by SAM2's object-score head (which would cut the gradient of frames it scores as empty).
         """
         return self.decode_prompts(features, self.project(seg_embeddings))
 

@@ -218,6 +218,19 @@ class SamaModel(nn.Module):
         text = self.tokenizer.decode(token_ids, skip_special_tokens=False)
         return GenerationResult(text=text, token_ids=token_ids, seg_hidden=seg_hidden)
 
+    # -- chat ------------------------------------------------------------------------------------------------------
+    def start_session(self, video: Any, **kwargs: Any) -> Any:
+        """A :class:`sama.model.session.ChatSession` over ``video`` (array, frame folder / file, or Video)."""
+        from sama.model.session import ChatSession
+
+        return ChatSession(self, video, **kwargs)
+
+    def predict(self, video: Any, question: str, refs: Any = (), **kwargs: Any) -> dict[str, Any]:
+        """Single-shot answer + masks (official ``predict_forward`` semantics, see ``sama.model.session.predict``)."""
+        from sama.model.session import predict
+
+        return predict(self, video, question, refs, **kwargs)
+
     # -- persistence -------------------------------------------------------------------------------------------
     def base_parameter_prefixes(self) -> tuple[str, ...]:
         """State-dict prefixes restored from the packaged SmolLM2 base rather than saved: its frozen transformer

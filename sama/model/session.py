@@ -126,6 +126,16 @@ class ChatSession:
         self._pending_suffix = False  # the last answer's stop word is not in the KV cache yet
 
     @property
+    def cached_tokens(self) -> int:
+        """LLM tokens in the KV cache (every earlier turn, prompts and answers)."""
+        return self._cached_len
+
+    @property
+    def dense_frame_indices(self) -> list[int]:
+        """Raw video indices of the dense frames (SAM2's conditioning frames)."""
+        return list(self.cond_frames)
+
+    @property
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -114,6 +114,7 @@ class TrainConfig:
     find_unused_parameters: bool = True
     tensorboard: bool = True  # used only when tensorboard is importable
     plot: bool = True
+    export_final: bool = True  # write the trained model with save_pretrained to <output_dir>/final at the end
     progress: bool = True
     torch_threads: int | None = None
     source_file: str = field(default="", metadata={"internal": True})

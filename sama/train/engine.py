@@ -31,6 +31,7 @@ from sama.train.tracking import LOG_FILE, PLOT_FILE, JsonlLogger, plot_losses
 
 CONFIG_SNAPSHOT = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
+FINAL_DIR = "final"
 
 
 class NonFiniteLossError(SamaError):
@@ -200,6 +201,11 @@ class Trainer:
         self.sampling = model_sampling(cfg)  # also rejects an unknown preset or bad model overrides
         self.resume_from = ckpt.resolve_resume(self.output_dir, resume)
         self.resume_state: ckpt.TrainerState | None = None
+        if self.resume_from is not None and cfg.strategy.startswith("deepspeed"):
+            raise ConfigError(
+                f"--resume {self.resume_from}: resuming a DeepSpeed run is not supported (its checkpoints hold "
+                "weights only, no ZeRO optimiser state); train with strategy ddp / fsdp2 to resume"
+            )
         if self.resume_from is not None:
             self.resume_state = ckpt.read_state(self.resume_from)
             ckpt.check_compatible(self.resume_state, self.resume_from, cfg.model.name, cfg.model.overrides)
@@ -260,9 +266,10 @@ class Trainer:
             optimizer = torch.optim.AdamW(self._param_groups(raw), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
             ds_config = {
                 "train_micro_batch_size_per_gpu": cfg.data.batch_size,
-                "gradient_accumulation_steps": 1,  # the loop accumulates itself
+                # DeepSpeed accumulates itself: engine.backward scales by 1/GAS, engine.step acts at the boundary
+                "gradient_accumulation_steps": cfg.data.grad_accum,
                 "zero_optimization": {"stage": 3 if self.strategy.endswith("3") else 2},
-                "gradient_clipping": 0.0,
+                "gradient_clipping": opt.grad_clip,
                 "bf16": {"enabled": self.precision == "bf16"},
                 "fp16": {"enabled": self.precision == "fp16"},
             }
@@ -304,15 +311,24 @@ class Trainer:
 
         assert self.model is not None and self.raw_model is not None
         if self.deepspeed_engine is not None:
-            return ckpt.trainable_state_dict(self.raw_model)
+            return self._deepspeed_trainable_state()
         model_sd = get_model_state_dict(self.model, options=self._state_options())
         return {k: v.detach().to("cpu").contiguous().clone() for k, v in model_sd.items()}
+
+    def _deepspeed_trainable_state(self) -> dict[str, torch.Tensor]:
+        """Full trainable weights under ZeRO-2 (replicated) or ZeRO-3 (gathered from the partitions)."""
+        import deepspeed
+
+        assert self.raw_model is not None
+        params = [p for _, p in self.trainable]
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            return ckpt.trainable_state_dict(self.raw_model)
 
     def _gather_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        if self.deepspeed_engine is not None:
-            return self._model_state(), self.optimizer.state_dict()
+        if self.deepspeed_engine is not None:  # ZeRO optimiser state is partitioned; weights only (no resume)
+            return self._model_state(), {}
         optim_sd = get_optimizer_state_dict(self.model, self.optimizer, options=self._state_options())
         return self._model_state(), optim_sd
 
@@ -333,13 +349,9 @@ class Trainer:
                 f"unexpected {unexpected[:5]}); was it written with another freeze policy or LoRA setting?"
             )
         optim_state = ckpt.load_optimizer_state(path)
-        if self.deepspeed_engine is not None:
-            ckpt.load_trainable_into(self.raw_model, tensors, str(path))
-            self.optimizer.load_state_dict(optim_state)
-        else:
-            options = StateDictOptions(full_state_dict=True, strict=False, ignore_frozen_params=True)
-            set_model_state_dict(self.model, tensors, options=options)
-            set_optimizer_state_dict(self.model, self.optimizer, optim_state, options=options)
+        options = StateDictOptions(full_state_dict=True, strict=False, ignore_frozen_params=True)
+        set_model_state_dict(self.model, tensors, options=options)
+        set_optimizer_state_dict(self.model, self.optimizer, optim_state, options=options)
         self.scheduler.load_state_dict(self.resume_state.scheduler)
         ckpt.restore_python_numpy_rng(self.resume_state.python_rng, self.resume_state.numpy_rng)
         rng = ckpt.load_rank_rng(path, self.info.rank)
@@ -405,7 +417,8 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Mean validation loss over the val mix (sharded across ranks), plus what callbacks return."""
         metrics: dict[str, float] = {}
-        torch_rng = torch.get_rng_state()
+        # evaluation must not shift the training random streams (exact resumption compares curves)
+        torch_rng, py_np_rng = ckpt.torch_rng_tensors(), ckpt.capture_python_numpy_rng()
         if self.val_data is not None and self.model is not None:
             sampler = ResumableSampler(
                 len(self.val_data), self.cfg.data.batch_size, 0, False, self.info.rank, self.info.world_size
@@ -423,7 +436,8 @@ class Trainer:
             hook = getattr(callback, "on_evaluate", None)
             if hook is not None:
                 metrics.update(hook(self, self.step) or {})
-        torch.set_rng_state(torch_rng)
+        ckpt.restore_torch_rng(torch_rng)
+        ckpt.restore_python_numpy_rng(*py_np_rng)
         return metrics
 
     # -- main loop
@@ -469,7 +483,7 @@ class Trainer:
                 for micro in range(accum):
                     position, batch = next(stream)
                     sync = micro == accum - 1
-                    no_sync = getattr(self.model, "no_sync", None)
+                    no_sync = getattr(self.model, "no_sync", None) if self.deepspeed_engine is None else None
                     ctx = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
                     with ctx:
                         output = self._forward(batch)
@@ -515,6 +529,7 @@ class Trainer:
                 progress.close()
             if logger is not None:
                 logger.close()
+        final_dir = self._export_final()
         plot_path = None
         if info.is_main:
             if cfg.plot:
@@ -529,6 +544,7 @@ class Trainer:
                 "data": self.train_data.summary(),
                 "trainable_parameters": sum(p.numel() for _, p in self.trainable),
                 "last_checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+                "final_model": str(final_dir) if final_dir else None,
             }
             (self.output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
         return TrainResult(
@@ -541,9 +557,22 @@ class Trainer:
             history,
         )
 
+    def _export_final(self) -> Path | None:
+        """``save_pretrained`` the trained model to ``<output_dir>/final`` (rank 0; not for sharded strategies)."""
+        save = getattr(self.raw_model, "save_pretrained", None)
+        if not self.cfg.export_final or save is None or self.strategy in ("fsdp2", "deepspeed_zero3"):
+            return None
+        final_dir = self.output_dir / FINAL_DIR
+        if self.info.is_main:
+            save(final_dir)
+        dist_utils.barrier(self.info)
+        return final_dir
+
     def _backward(self, loss: torch.Tensor) -> None:
         if self.deepspeed_engine is not None:
-            self.deepspeed_engine.backward(loss)
+            accum = self.cfg.data.grad_accum
+            self.deepspeed_engine.backward(loss * accum)  # DeepSpeed divides by its gradient_accumulation_steps
+            self.deepspeed_engine.step()  # applies the optimiser only at the accumulation boundary
         elif self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
@@ -552,9 +581,9 @@ class Trainer:
     def _optimizer_step(self) -> float:
         params = [p for _, p in self.trainable]
         clip = self.cfg.optim.grad_clip
-        if self.deepspeed_engine is not None:
-            grad_norm = float(nn.utils.clip_grad_norm_(params, clip)) if clip else float("nan")
-            self.deepspeed_engine.step()
+        if self.deepspeed_engine is not None:  # clipping and the step already ran inside engine.step()
+            norm = self.deepspeed_engine.get_global_grad_norm()
+            grad_norm = float(norm) if norm is not None else float("nan")
         else:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)

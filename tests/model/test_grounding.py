@@ -106,6 +106,11 @@ def test_bad_sam2_config_is_explained(override: dict, message: str) -> None:
         check_sam2_config(cfg)
 
 
+@pytest.mark.parametrize("preset", ["sama-tiny", "sama-smol", "sama-1b"])
+def test_presets_have_runnable_sam2(preset: str) -> None:
+    check_sam2_config(SamaConfig.from_name(preset).sam2)
+
+
 def test_language_prompt_encoder_keeps_stock_state_dict(grounding: SamaGrounding) -> None:
     stock = Sam2VideoModel(grounding.sam2.config)
     assert set(stock.state_dict()) == set(grounding.sam2.state_dict())
@@ -248,6 +253,15 @@ def test_per_frame_mode_matches_independent_decoding(grounding: SamaGrounding) -
         logits = grounding.decode(grounding.image_features(video), seg)
     for frame_idx, masks in frames:
         assert np.array_equal(masks, logits_to_masks(logits[:, frame_idx], 30, 40))
+
+
+def test_propagates_a_lazy_video(grounding: SamaGrounding) -> None:
+    from sama.data.video import open_video
+
+    array, seg = moving_square_video(6), seg_hidden(1)
+    from_video = list(grounding.propagate(open_video(array), seg, [1, 3]))
+    from_array = list(grounding.propagate(array, seg, [1, 3]))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(from_video, from_array, strict=True))
 
 
 def test_propagation_rle_stream(grounding: SamaGrounding) -> None:

@@ -8,7 +8,7 @@ import pytest
 from train_helpers import standin_config, write_yaml
 
 from sama.errors import ConfigError
-from sama.train.config import load_config
+from sama.train.config import config_from_dict, load_config
 from sama.train.engine import Trainer, train
 
 
@@ -113,3 +113,41 @@ def test_unknown_model_preset_fails_before_compute(standin_yaml: Path) -> None:
     cfg = load_config(standin_yaml, ["model.name=sama-huge"])
     with pytest.raises(ConfigError, match="unknown model preset 'sama-huge'"):
         Trainer(cfg)
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path: Path, standin_yaml: Path, capsys) -> None:
+    from sama.cli import main
+
+    assert main(["train", str(standin_yaml), "--set", "optim.momentum=0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "unknown key 'optim.momentum'" in err and "Traceback" not in err
+    assert main(["train", str(standin_yaml), "--set", "max_steps=2", "--output-dir", str(tmp_path / "cli")]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+
+
+def test_deepspeed_resume_is_refused_up_front(tmp_path: Path, standin_yaml: Path) -> None:
+    train(load_config(standin_yaml, ["max_steps=3", "save_every=3"]))
+    with pytest.raises(ConfigError, match="resuming a DeepSpeed run is not supported"):
+        Trainer(load_config(standin_yaml, ["strategy=deepspeed_zero2"]), resume=True)
+
+
+def test_lora_settings_reach_the_model_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sama
+    from sama.train.engine import build_model
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(sama, "create_model", lambda name, **overrides: seen.update(name=name, **overrides))
+    data = standin_config(tmp_path)
+    data["model"] = {"name": "sama-tiny", "overrides": {"seed": 3}, "lora": {"enabled": True, "r": 4, "alpha": 8}}
+    build_model(config_from_dict(data))
+    assert seen["name"] == "sama-tiny" and seen["seed"] == 3
+    assert seen["lora"] == {
+        "enabled": True,
+        "rank": 4,
+        "alpha": 8,
+        "dropout": 0.05,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    }
+    data["model"] = {"name": "train-standin", "lora": {"enabled": True}}
+    with pytest.raises(ConfigError, match="has no LLM to adapt"):
+        build_model(config_from_dict(data))

@@ -50,6 +50,12 @@ def test_loss_decreases_and_checkpoint_holds_trainable_weights(tmp_path: Path) -
     if no_decay:
         assert any(g["weight_decay"] == 0.0 and len(g["params"]) == len(no_decay) for g in groups)
     assert all(torch.isfinite(t).all() for t in saved.values())
+    # the trained model is exported for evaluation / serving and reloads strictly
+    from sama.model.modeling import SamaModel
+
+    reloaded = SamaModel.from_pretrained(result.output_dir / "final")
+    name = next(iter(trainable - {n for n, _ in model.named_buffers()}))
+    torch.testing.assert_close(dict(reloaded.named_parameters())[name], dict(model.named_parameters())[name])
     # resuming restores every saved tensor into a fresh model and continues the schedule
     cfg.max_steps = 5
     resumed = Trainer(cfg, resume=True)

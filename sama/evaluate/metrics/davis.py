@@ -1,10 +1,14 @@
 """DAVIS region similarity J, boundary accuracy F and their statistics (METRICS.md §1–§3), fast and exact.
 
 Values are identical to ``davisvideochallenge/davis2017-evaluation:davis2017/metrics.py`` (checked to 1e-6 per
-frame against the reference, see ``tests/evaluate/fixtures/davis_reference.json``), but F does less work: the
-boundary maps and both disk dilations are computed only on the bounding box of the two masks (plus one pixel), the
-boundary map with two 2×2 OpenCV morphology calls, and empty frames cost one bounding-box scan. The disk is
-{x² + y² ≤ r²}, identical to ``skimage.morphology.disk``.
+frame against the reference on ~500 random/structured masks incl. real DAVIS result masks, and pinned by
+``tests/evaluate/fixtures/davis_reference.json``), but F does far less work than two full-frame dilations per frame:
+
+- each frame is cropped to the bounding box of both masks plus one pixel (empty frames cost one scan);
+- the crops of up to 32 frames are bit-packed (64 px per uint64) side by side on one canvas, and the boundary map and
+  the disk dilation {x² + y² ≤ r²} (identical to ``skimage.morphology.disk``) run as word-wide shifts and ORs over
+  the whole canvas: horizontal dilations by each row half-width of the disk, then OR-ed over the row offsets;
+- boundary matches are popcounts. Radii ≥ 64 px fall back to per-frame ``cv2.dilate`` on the crop.
 
 Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2) and a process-pool helper.
 """
@@ -12,6 +16,7 @@ Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2)
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -196,13 +201,6 @@ def _shift_cols(x: np.ndarray, k: int) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def _shift_rows_up(x: np.ndarray) -> np.ndarray:
-    """out[row] = x[row + 1] along axis 1, 0 below the last row."""
-    out = np.zeros_like(x)
-    out[:, :-1] = x[:, 1:]
-    return out
-
-
 def _packed_disk_dilate(x: np.ndarray, radius: int) -> np.ndarray:
     """Dilation of packed (N, rows, words) boundary maps by ``disk(radius)``, outside pixels contributing nothing.
 
@@ -254,10 +252,13 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
     out = np.ones(num_frames, dtype=np.float64)  # frames where both masks are empty keep F = 1
     boxes = []
     for t in range(num_frames):
-        x, y, w, h = cv2.boundingRect(cv2.bitwise_or(fg[t], gt[t]))
-        if w > 0:
+        union = cv2.bitwise_or(fg[t], gt[t])
+        rows = np.flatnonzero(union.any(axis=1))
+        if rows.size:
+            cols = np.flatnonzero(union[rows[0] : rows[-1] + 1].any(axis=0))
             # One pixel above/left (where the offset boundary lands) and an all-zero row/column below/right.
-            boxes.append((t, max(y - 1, 0), min(y + h + 1, height), max(x - 1, 0), min(x + w + 1, width)))
+            r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+            boxes.append((t, max(r0 - 1, 0), min(r1 + 2, height), max(c0 - 1, 0), min(c1 + 2, width)))
     for start in range(0, len(boxes), _PACKED_CHUNK_FRAMES):
         chunk = boxes[start : start + _PACKED_CHUNK_FRAMES]
         # Margins of radius + 1 zero rows/columns after every crop: room for the replicated image edge and for the
@@ -276,21 +277,20 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
             if c1 == width:
                 last = (canvas[:, i, : h + 1, (w - 1) // 8] >> ((w - 1) % 8)) & 1
                 canvas[:, i, : h + 1, w // 8] |= last << (w % 8)
-        packed = canvas.view(np.uint64)  # little-endian words: pixel c is bit c % 64 of word c // 64
-        fg_b = _packed_boundary(packed[0])
-        gt_b = _packed_boundary(packed[1])
+        # Little-endian words: pixel c is bit c % 64 of word c // 64. Predictions then GT, all as one (2N, ...) stack.
+        n = len(chunk)
+        bounds = _packed_boundary(canvas.view(np.uint64).reshape(2 * n, rows, words))
         for i, (_, r0, r1, c0, c1) in enumerate(chunk):  # the replicated edge itself is not part of the image
             h, w = r1 - r0, c1 - c0
             if r1 == height:
-                fg_b[i, h] = 0
-                gt_b[i, h] = 0
+                bounds[[i, n + i], h] = 0
             if c1 == width:
-                keep = np.uint64(~(1 << (w % _WORD_BITS)) & (2**_WORD_BITS - 1))
-                fg_b[i, : h + 1, w // _WORD_BITS] &= keep
-                gt_b[i, : h + 1, w // _WORD_BITS] &= keep
+                bounds[[i, n + i], : h + 1, w // _WORD_BITS] &= np.uint64(~(1 << (w % _WORD_BITS)) & (2**64 - 1))
+        dilated = _packed_disk_dilate(bounds, radius)
+        fg_b, gt_b = bounds[:n], bounds[n:]
         n_fg, n_gt = _popcount(fg_b), _popcount(gt_b)
-        fg_match = _popcount(fg_b & _packed_disk_dilate(gt_b, radius))
-        gt_match = _popcount(gt_b & _packed_disk_dilate(fg_b, radius))
+        fg_match = _popcount(fg_b & dilated[n:])
+        gt_match = _popcount(gt_b & dilated[:n])
         for i, (t, *_box) in enumerate(chunk):
             out[t] = _f_from_counts(int(n_fg[i]), int(n_gt[i]), int(fg_match[i]), int(gt_match[i]))
     return out
@@ -316,7 +316,7 @@ def db_eval_boundary(
     radius = bound_pixels(g.shape[1], g.shape[2], bound_th)
     g8 = np.ascontiguousarray(g).view(np.uint8)
     p8 = np.ascontiguousarray(p).view(np.uint8)
-    if radius < _WORD_BITS:
+    if radius < _WORD_BITS and sys.byteorder == "little":  # the packed canvas is read as little-endian words
         return _f_packed(p8, g8, radius)
     kernel = disk(radius).view(np.uint8)
     return np.array([_f_frame(p8[t], g8[t], kernel) for t in range(g.shape[0])], dtype=np.float64)
