@@ -3,6 +3,7 @@ special tokens, frame preprocessing, freeze/LoRA helpers, and the cached SmolLM2
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import logging
@@ -167,9 +168,15 @@ class SamaBackbone(nn.Module):
         self.config = config
         self.tokenizer = tokenizer if tokenizer is not None else build_tokenizer(config)
         self.token_ids = {tok: self.tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-        self.vlm = InternVLForConditionalGeneration(internvl_config(config, self.token_ids[IMG_CONTEXT]))
-        if config.llm.kind == "smollm2" and load_llm_weights:
-            self._load_smollm2()
+        vlm_config = internvl_config(config, self.token_ids[IMG_CONTEXT])
+        use_smollm2 = config.llm.kind == "smollm2" and load_llm_weights
+        if use_smollm2:  # skip the random init of an LLM that is replaced right away (saves ~8 s on 2 cores)
+            text_config = vlm_config.text_config
+            vlm_config.text_config = copy.deepcopy(text_config)
+            vlm_config.text_config.num_hidden_layers = 0
+        self.vlm = InternVLForConditionalGeneration(vlm_config)
+        if use_smollm2:
+            self._load_smollm2(text_config)
         self.base_vocab_size = self.vlm.config.text_config.vocab_size
         self.new_token_ids = sorted(set(self.token_ids.values()))
         if len(self.tokenizer) > self.base_vocab_size:
@@ -177,12 +184,23 @@ class SamaBackbone(nn.Module):
         self._row_hooks: list[Any] = []
         self.lora_enabled = False
 
-    def _load_smollm2(self) -> None:
+    def _load_smollm2(self, text_config: Any) -> None:
+        """Put the real SmolLM2 weights in place: the LLM is built on the meta device and its tensors assigned."""
+        from transformers import LlamaModel
+
         state = load_smollm2_state()
         body = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        self.vlm.model.language_model.load_state_dict(body, strict=True)
-        if not self.config.llm.tie_word_embeddings:
-            self.vlm.lm_head.weight.data.copy_(state["lm_head.weight"])
+        with torch.device("meta"):
+            language_model = LlamaModel(text_config)
+        language_model.load_state_dict(body, strict=True, assign=True)
+        language_model.rotary_emb = type(language_model.rotary_emb)(config=text_config)  # real (non-meta) buffers
+        self.vlm.model.language_model = language_model
+        self.vlm.config.text_config = text_config
+        self.vlm.model.config.text_config = text_config
+        if self.config.llm.tie_word_embeddings:
+            self.vlm.lm_head.weight = language_model.embed_tokens.weight
+        else:
+            self.vlm.lm_head.weight = nn.Parameter(state["lm_head.weight"].clone())
 
     # -- components --------------------------------------------------------------------------------------------
     @property

@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train from a YAML config (see configs/*.yaml). Launch with torchrun or accelerate launch for "
         "several processes; the config's `strategy` picks DDP, FSDP2 or DeepSpeed.",
     )
-    parser.add_argument("config", help="YAML training config, e.g. configs/sama-tiny-synthetic.yaml")
+    parser.add_argument(
+        "config", help="YAML training config, or a bundled name: sama-tiny-synthetic (CI-sized), sama-smol-synthetic"
+    )
     parser.add_argument(
         "--resume",
         nargs="?",

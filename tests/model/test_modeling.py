@@ -13,6 +13,7 @@ from sama.model.modeling import SamaModel, TokenCountError
 
 
 def _loss(model, samples):
+    model.train()  # the shared fixture may have been put in eval mode by a chat session
     batch = model.processor.collate([model.processor(s) for s in samples])
     return model(**batch)
 
