@@ -148,7 +148,9 @@ class SamplingConfig:
     min_frames: int = 8  # SAMA.md §1.2: min_frames=8
     num_dense: int = 5  # SAMA.md §1.2: DENSE_LEN=5
     dense_policy: DensePolicy = "train_bins"  # SAMA.md §7.2: "train_bins" (training) or "first" (HF inference)
-    max_seg_objects: int = 5  # SAMA.md §1.6: objects per sample fixed to 5 in training (check_obj_number)
+    # SAMA.md §1.6: the release fixes objects per sample to 5 (check_obj_number); recorded for the data layer —
+    # SamaProcessor itself keeps every [SEG] of the sample.
+    max_seg_objects: int = 5
 
 
 @dataclass
