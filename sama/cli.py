@@ -9,7 +9,7 @@ import sys
 from sama.errors import SamaError
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers. Heavy imports stay inside ``func``.
-COMMAND_MODULES = ("sama.data.cli", "sama.evaluate.cli", "sama.train.cli", "sama.serve.cli")
+COMMAND_MODULES = ("sama.data.cli", "sama.evaluate.cli", "sama.train.cli", "sama.serve.cli", "sama.model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

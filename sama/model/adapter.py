@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from sama.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,8 +105,8 @@ class SamaPredictor:
     One ChatSession per video is kept and reset between questions, so a video's frames are encoded once.
     A question that carries ``history`` (the benchmark loaded with ``dialogue="history"``; METRICS.md §7.1: the
     release answers independently, with none) has the earlier turns replayed with their ground-truth answers
-    (``ChatSession.add_turn``) before it is asked. Referred objects of history turns are taken from the earlier questions of the same video this
-    predictor answered; a history turn whose references are unknown (e.g. asked in another shard) has its
+    (``ChatSession.add_turn``) before it is asked. Referred objects of history turns are taken from the earlier
+    questions of the same dialogue this predictor answered; a history turn whose references are unknown (e.g. asked in another shard) has its
     ``<mask>`` replaced by the words "the region" — counted in :attr:`counts` and stamped on the row.
     """
 
@@ -123,7 +121,7 @@ class SamaPredictor:
         self.counts: Counter[str] = Counter()
         self._session: ChatSession | None = None
         self._session_key: tuple[str, tuple[str, ...]] | None = None
-        self._seen_refs: dict[tuple[str, str], list[np.ndarray]] = {}
+        self._dialogue: list[BenchQuestion] = []  # the current dialogue's questions so far (history references)
 
     # -- videos ------------------------------------------------------------------------------------------------
     def session_for(self, question: BenchQuestion) -> ChatSession:
@@ -150,23 +148,26 @@ class SamaPredictor:
     def _refs(self, question: BenchQuestion) -> list[Any]:
         from sama.model.prompts import Mask
 
-        volumes = question.ref_masks()
-        self._seen_refs[(question.video_id, question.text)] = volumes
-        return [Mask(mask=volume, frame=None) for volume in volumes]
+        return [Mask(mask=volume, frame=None) for volume in question.ref_masks()]
 
     def _replay_history(self, session: ChatSession, question: BenchQuestion) -> int:
         """Feed the earlier turns with their given answers; returns how many lost their references."""
         from sama.model.processing import MASK_PLACEHOLDER
         from sama.model.prompts import Mask
 
+        if not question.history or (self._dialogue and self._dialogue[0].video_id != question.video_id):
+            self._dialogue = []
         dropped = 0
-        for past_question, past_answer in question.history:
-            volumes = self._seen_refs.get((question.video_id, past_question))
-            if volumes is None and MASK_PLACEHOLDER in past_question:
+        for index, (past_question, past_answer) in enumerate(question.history):
+            earlier = self._dialogue[index] if index < len(self._dialogue) else None
+            if earlier is not None and earlier.text != past_question:
+                earlier = None
+            volumes = earlier.ref_masks() if earlier is not None else []
+            if earlier is None and MASK_PLACEHOLDER in past_question:
                 dropped += 1
                 past_question = past_question.replace(MASK_PLACEHOLDER, "the region")
-                volumes = []
-            session.add_turn(past_question, past_answer, [Mask(mask=v, frame=None) for v in volumes or []])
+            session.add_turn(past_question, past_answer, [Mask(mask=v, frame=None) for v in volumes])
+        self._dialogue = [*self._dialogue[: len(question.history)], question]
         return dropped
 
     def predict(self, question: BenchQuestion) -> PredictionRow:

@@ -46,6 +46,14 @@ def load_qformer_tokenizer(max_length: int) -> Any:
     return tokenizer
 
 
+def tokenize_question(tokenizer: Any, question: str, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Question → (ids, attention mask) of shape (L,) for the temporal Q-Former: each ``<mask>`` rewritten to
+    ``<vp><mask><pos></vp>``, truncated on the left to ``max_length`` (SAMA.md §1.3 step 2)."""
+    text = question.replace("<mask>", QFORMER_MASK_REWRITE)
+    enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+    return enc["input_ids"][0], enc["attention_mask"][0]
+
+
 class MLP(nn.Module):
     """DETR/SAM-style MLP with a ``layers`` ModuleList, ReLU between layers and none after the last (SAMA.md §1.3)."""
 
@@ -139,9 +147,7 @@ class ContextAggregator(nn.Module):
     # -- text --------------------------------------------------------------------------------------------------
     def tokenize_question(self, question: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Question → (ids, attention mask) of shape (L,), each ``<mask>`` rewritten to ``<vp><mask><pos></vp>``."""
-        text = question.replace("<mask>", QFORMER_MASK_REWRITE)
-        enc = self.tokenizer(text, truncation=True, max_length=self.config.text_max_length, return_tensors="pt")
-        return enc["input_ids"][0], enc["attention_mask"][0]
+        return tokenize_question(self.tokenizer, question, self.config.text_max_length)
 
     # -- region injection (forward hook on the temporal Q-Former's word embeddings) ----------------------------
     def _inject_regions(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:

@@ -183,6 +183,9 @@ class SamaBackbone(nn.Module):
             self.vlm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
         self._row_hooks: list[Any] = []
         self.lora_enabled = False
+        self.compact_embeddings = False  # see enable_compact_embeddings
+        self.register_state_dict_post_hook(_compact_state_dict)
+        self.register_load_state_dict_pre_hook(_expand_state_dict)
 
     def _load_smollm2(self, text_config: Any) -> None:
         """Put the real SmolLM2 weights in place: the LLM is built on the meta device and its tensors assigned."""
@@ -264,6 +267,11 @@ class SamaBackbone(nn.Module):
             mask[ids.to(param.device)] = 1.0
             self._row_hooks.append(param.register_hook(lambda grad, m=mask: grad * m.to(grad.dtype)))
 
+    def enable_compact_embeddings(self) -> None:
+        """Save only the special-token rows of the embedding / LM head (key ``new_token_rows``): the other rows are
+        the packaged base LLM's, restored on load. For a frozen SmolLM2 this cuts a checkpoint by ~110 MB."""
+        self.compact_embeddings = True
+
     def enable_lora(self, rank: int, alpha: int, dropout: float, target_modules: tuple[str, ...]) -> None:
         """Wrap the LLM's attention projections with LoRA adapters (peft)."""
         from peft import LoraConfig, inject_adapter_in_model
@@ -271,3 +279,42 @@ class SamaBackbone(nn.Module):
         lora = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
         inject_adapter_in_model(lora, self.vlm.model.language_model)
         self.lora_enabled = True
+
+
+_EMBED_KEY = "vlm.model.language_model.embed_tokens.weight"
+_HEAD_KEY = "vlm.lm_head.weight"
+_ROWS_KEY = "new_token_rows"
+
+
+def _compact_state_dict(module: SamaBackbone, state: dict[str, Any], prefix: str, _meta: Any) -> None:
+    """State-dict post-hook: full embedding (and tied head) → its new-token rows only."""
+    if not module.compact_embeddings or prefix + _EMBED_KEY not in state:
+        return
+    ids = torch.tensor(module.new_token_ids)
+    embed = state.pop(prefix + _EMBED_KEY)
+    rows = [embed[ids]]
+    head = state.get(prefix + _HEAD_KEY)
+    if head is not None:
+        state.pop(prefix + _HEAD_KEY)
+        if head.data_ptr() != embed.data_ptr():  # untied head: keep its new rows too
+            rows.append(head[ids])
+    state[prefix + _ROWS_KEY] = torch.stack(rows).detach().clone()
+
+
+def _expand_state_dict(module: SamaBackbone, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load pre-hook: ``new_token_rows`` → full embedding (and head) = current base weights with those rows set."""
+    rows = state.pop(prefix + _ROWS_KEY, None)
+    if rows is None:
+        return
+    ids = torch.tensor(module.new_token_ids)
+    embed = module.input_embeddings().weight.detach().clone()
+    embed[ids] = rows[0].to(embed.dtype)
+    state[prefix + _EMBED_KEY] = embed
+    head_param = module.vlm.get_output_embeddings().weight
+    if head_param is module.input_embeddings().weight:
+        state[prefix + _HEAD_KEY] = embed
+    else:
+        head = head_param.detach().clone()
+        head[ids] = rows[-1].to(head.dtype)
+        state[prefix + _HEAD_KEY] = head
+

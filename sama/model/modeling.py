@@ -59,7 +59,7 @@ class SamaModel(nn.Module):
                                             p.shape_mlp_layers)
         self.prompt_encoder = PromptEncoder(config)
         self.grounding = SamaGrounding(config.sam2, hidden)
-        self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenize_question)
+        self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenizer)
         self.img_context_id = self.backbone.token_ids[IMG_CONTEXT]
         self.seg_token_id = self.backbone.token_ids[SEG_TOKEN]
         self.apply_freeze_policy()
@@ -85,6 +85,8 @@ class SamaModel(nn.Module):
                     param.requires_grad_(True)
         if t.new_token_rows and not t.llm:
             self.backbone.enable_new_token_rows()
+        if self.base_parameter_prefixes():
+            self.backbone.enable_compact_embeddings()
         self.aggregator.requires_grad_(t.aggregator)
         self.prompt_encoder.requires_grad_(t.prompt_encoder)
         self.grounding.seg_proj.requires_grad_(t.seg_projection)
@@ -234,7 +236,8 @@ class SamaModel(nn.Module):
     # -- persistence -------------------------------------------------------------------------------------------
     def base_parameter_prefixes(self) -> tuple[str, ...]:
         """State-dict prefixes restored from the packaged SmolLM2 base rather than saved: its frozen transformer
-        layers and final norm (the embedding matrix is saved, since its new-token rows are trained)."""
+        layers and final norm. Of the embedding / tied head only the trained new-token rows are saved
+        (``backbone.new_token_rows``, see ``SamaBackbone.enable_compact_embeddings``)."""
         if self.config.llm.kind != "smollm2" or self.config.trainable.llm or self.config.lora.enabled:
             return ()
         return ("backbone.vlm.model.language_model.layers.", "backbone.vlm.model.language_model.norm.")

@@ -14,6 +14,7 @@ from sama.config import SamaConfig
 from sama.data.sample import SampleTurn, TrainingSample
 from sama.data.sampling import dense_positions
 from sama.errors import ConfigError, DataError
+from sama.model.aggregator import load_qformer_tokenizer, tokenize_question
 from sama.model.backbone import IMG_CONTEXT, IMG_END, IMG_START, SEG_TOKEN, VP_END, VP_START
 from sama.model.prompts import prompt_masks
 
@@ -68,14 +69,17 @@ class ProcessedSample:
 
 
 class SamaProcessor:
-    """Builds model inputs; one code path for training samples and chat prompts."""
+    """Builds model inputs; one code path for training samples and chat prompts.
 
-    def __init__(self, config: SamaConfig, tokenizer: Any, qformer_tokenize: Any) -> None:
+    Holds only tokenizers and the config (no model weights), so it pickles cheaply into DataLoader workers.
+    """
+
+    def __init__(self, config: SamaConfig, tokenizer: Any, qformer_tokenizer: Any | None = None) -> None:
         if config.llm.chat_template not in CHAT_TEMPLATES:
             raise ConfigError(f"llm.chat_template {config.llm.chat_template!r}: expected one of {sorted(CHAT_TEMPLATES)}")
         self.config = config
         self.tokenizer = tokenizer
-        self.qformer_tokenize = qformer_tokenize
+        self.qformer_tokenizer = qformer_tokenizer or load_qformer_tokenizer(config.aggregator.text_max_length)
         self.template = CHAT_TEMPLATES[config.llm.chat_template]
         self.tokens_per_frame = config.vision.tokens_per_frame
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -126,7 +130,7 @@ class SamaProcessor:
         if count != len(ref_volumes):
             raise DataError(f"question has {count} <mask> placeholders but {len(ref_volumes)} referred-object masks",
                             record=sample_id, turn=turn, field="ref_masks")
-        ids, mask = self.qformer_tokenize(question)
+        ids, mask = tokenize_question(self.qformer_tokenizer, question, self.config.aggregator.text_max_length)
         grid = self.config.vision.grid_size
         size = self.config.prompts.shape_mask_size
         grids, shapes, frames = [], [], []

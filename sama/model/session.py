@@ -89,6 +89,11 @@ class ChatTurn:
             self._rles = per_object
         return self._rles
 
+    @property
+    def masks(self) -> list[np.ndarray]:
+        """Per ``[SEG]``, a (T, H, W) bool volume (the DESIGN.md name; same as :meth:`volumes`)."""
+        return self.volumes()
+
     def volumes(self) -> list[np.ndarray]:
         """Per ``[SEG]``, a (T, H, W) bool volume (holds the whole video: prefer :meth:`rles` for long videos)."""
         from sama.data.masks import rle_decode

@@ -77,7 +77,7 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
     import torch
 
     from sama.data.video import open_video
-    from sama.model.adapter import load_model, resolve_model
+    from sama.model.adapter import DEFAULT_MODEL, load_model, resolve_model
     from sama.model.prompts import Box
     from sama.model.session import ChatSession
     from sama.serve.outputs import GroundedObject, save_turn, turn_objects, write_object_masks, write_overlays
@@ -104,9 +104,11 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
 
     _say(out, f"[2/5] loading the model: {source.describe()}")
     if not source.trained:
-        _say(out, "      NOTE: no trained weights (the shipped sama-smol checkpoint is not installed); the answers "
-                  "and masks below come from an UNTRAINED model and are meaningless — this run only shows the "
-                  "pipeline end to end. The ground truth is printed beside each answer.")
+        why = ("the shipped sama-smol checkpoint is not installed" if model_spec == DEFAULT_MODEL
+               else f"{model_spec} is a preset")
+        _say(out, f"      NOTE: no trained weights ({why}); the answers and masks below come from an UNTRAINED "
+                  "model and are meaningless — this run only shows the pipeline end to end. The ground truth is "
+                  "printed beside each answer.")
     model = load_model(source)
     torch.manual_seed(seed)
 

@@ -148,3 +148,45 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_model, sample, tmp_pa
     tiny_model.train()
     assert torch.equal(before.logits, after.logits)
     assert torch.equal(before.loss, after.loss)
+
+
+def test_compact_embeddings_keep_only_new_token_rows(tiny_model) -> None:
+    backbone = tiny_model.backbone
+    backbone.enable_compact_embeddings()
+    try:
+        state = tiny_model.state_dict()
+        rows = state["backbone.new_token_rows"]
+        assert rows.shape == (1, len(backbone.new_token_ids), tiny_model.config.llm.hidden_size)  # tied: one matrix
+        assert not any(k.endswith(("embed_tokens.weight", "lm_head.weight")) for k in state)
+        weight = backbone.input_embeddings().weight
+        saved = weight.detach().clone()
+        with torch.no_grad():
+            weight[backbone.new_token_ids] = 0.0
+        tiny_model.load_state_dict({"backbone.new_token_rows": rows}, strict=False)
+        assert torch.equal(weight, saved)
+    finally:
+        backbone.compact_embeddings = False
+    assert "backbone.vlm.model.language_model.embed_tokens.weight" in tiny_model.state_dict()
+
+
+@pytest.mark.slow
+def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path, sample) -> None:
+    from sama.model.checkpoint import WEIGHTS_FILE
+
+    torch.manual_seed(0)
+    model = SamaModel(SamaConfig.from_name("sama-smol")).eval()
+    with torch.no_grad():
+        model.backbone.input_embeddings().weight[model.seg_token_id] += 1.0  # a "trained" new-token row
+    batch = model.processor.collate([model.processor(sample)])
+    with torch.no_grad():
+        torch.manual_seed(5)
+        before = model(**batch)
+    model.save_pretrained(tmp_path / "smol")
+    size = (tmp_path / "smol" / WEIGHTS_FILE).stat().st_size
+    llm_bytes = 4 * sum(p.numel() for p in model.backbone.language_model.parameters())
+    assert size < llm_bytes / 4  # the 135M-parameter base LLM is not in the file
+    loaded = SamaModel.from_pretrained(tmp_path / "smol").eval()
+    with torch.no_grad():
+        torch.manual_seed(5)
+        after = loaded(**batch)
+    assert torch.equal(before.logits, after.logits)

@@ -36,7 +36,7 @@ def test_paper_frame_block_has_256_tokens_per_frame(tiny_model) -> None:
     from sama.config import SamaConfig
     from sama.model.processing import SamaProcessor
 
-    proc = SamaProcessor(SamaConfig.from_name("sama-1b"), tiny_model.tokenizer, tiny_model.aggregator.tokenize_question)
+    proc = SamaProcessor(SamaConfig.from_name("sama-1b"), tiny_model.tokenizer)
     block = proc.frame_block(5)
     assert block.count("<IMG_CONTEXT>") == 5 * 256 and block.count("<img>") == 5 and not block.endswith("\n")
 
@@ -64,6 +64,15 @@ def test_errors_name_sample_turn_and_field(tiny_model, sample) -> None:
         tiny_model.processor.turn_inputs(sample.turns[1].question, [], [0], "s", 1)
     with pytest.raises(DataError, match="only the last turn may lack an answer"):
         tiny_model.processor.encode_dialogue([("a", None), ("b", None)], 2, 1)
+
+
+def test_processor_pickles_without_model_weights(tiny_model, sample) -> None:
+    import pickle
+
+    blob = pickle.dumps(tiny_model.processor)
+    assert len(blob) < 20_000_000  # tokenizers only; the model itself is far larger
+    clone = pickle.loads(blob)
+    assert torch.equal(clone(sample).input_ids, tiny_model.processor(sample).input_ids)
 
 
 def test_collate_pads(tiny_model, sample, sample_factory) -> None:

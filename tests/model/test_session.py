@@ -102,7 +102,10 @@ def test_turn_masks_stream_every_frame_for_k_objects(tiny_model) -> None:
     rles = turn.rles()
     assert len(rles) == 3 and all(len(per_frame) == 10 for per_frame in rles)
     volumes = turn.volumes()
-    assert volumes[0].shape == (10, 24, 32)
+    assert volumes[0].shape == (10, 24, 32) and len(turn.masks) == 3
+    from sama.data.masks import rle_decode
+
+    assert all((rle_decode(r, 24, 32) == volumes[1][t]).all() for t, r in enumerate(rles[1]))
 
 
 def test_seg_phrases_pair_each_seg_with_its_phrase() -> None:
