@@ -70,6 +70,9 @@ class LLMConfig:
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = True
     chat_template: str = "qwen_chat"  # SAMA.md §1.1 chat template names (xtuner PROMPT_TEMPLATE)
+    # SAMA.md §1.5: " Response with interleaved segmentation masks." is appended to a question whose answer has
+    # [SEG] ("when_grounded", the release); "never" lets the model decide from the question alone (train = chat).
+    seg_request: Literal["when_grounded", "never"] = "when_grounded"
     tokenizer: str = "smollm2"  # "smollm2": the packaged SmolLM2 tokenizer (the only real one available offline)
     max_length: int = 8192  # SAMA.md §1.5: max_length=8192
 
@@ -381,11 +384,21 @@ def _sama_smol() -> SamaConfig:
                                   spatial_num_layers=2, spatial_num_queries=8, spatial_encoder_width=192,
                                   temporal_num_layers=1, temporal_num_queries=8, temporal_window_tokens=64,
                                   text_max_length=64)
+    llm.seg_request = "never"  # a chat user gives no hint; the synthetic world's question kind decides grounding
     prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128)
     sampling = SamplingConfig(max_frames=8, min_frames=4)
     loss = LossConfig(num_points=1024)
-    return SamaConfig(name="sama-smol", vision=vision, llm=llm, aggregator=aggregator, prompts=prompts,
-                      sam2=_small_sam2(image_size=256, embed=16, hidden=128), sampling=sampling, loss=loss)
+    sam2 = _small_sam2(image_size=256, embed=16, hidden=128)
+    # Its memory-attention modules are never trained (training uses SAM2's image path, SAMA.md §1.6), so video
+    # inference decodes each frame with the [SEG] prompt instead of propagating untrained memories.
+    sam2.propagation = "per_frame"
+    # Deviation from SAMA.md §2, which freezes *pretrained* towers: here the vision tower and the SAM2 image encoder
+    # are random (no weights exist offline), so they are trained; the real SmolLM2 stays frozen under LoRA.
+    trainable = TrainableConfig(vision_tower=True, sam2_image_encoder=True)
+    lora = LoraConfig(enabled=True, rank=16, alpha=32, dropout=0.0,
+                      target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    return SamaConfig(name="sama-smol", vision=vision, llm=llm, aggregator=aggregator, prompts=prompts, sam2=sam2,
+                      sampling=sampling, loss=loss, trainable=trainable, lora=lora)
 
 
 @register_preset("sama-tiny")

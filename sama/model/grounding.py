@@ -219,10 +219,19 @@ class SamaGrounding(nn.Module):
 
     # -- training path (SAMA.md §1.6) ---------------------------------------------------------------------------
     def image_features(self, frames: np.ndarray | torch.Tensor) -> Sam2Features:
-        """Frozen SAM2 image features of N frames (no grad), with the no-memory embedding added (init frames)."""
+        """SAM2 image features of N frames with the no-memory embedding added (every frame an init frame).
+
+        Same result as transformers' ``Sam2VideoModel.get_image_embeddings``, which runs under ``no_grad``; here
+        autograd follows ``requires_grad``: a frozen encoder records no graph, while the mask decoder's high-resolution
+        convolutions (``conv_s0``/``conv_s1``, applied inside ``get_image_features``) and a trainable encoder get their
+        gradients (SAMA.md §2: the mask decoder is trained).
+        """
         pixels = frames if isinstance(frames, torch.Tensor) and frames.is_floating_point() else self.preprocess(frames)
-        with torch.no_grad():
-            return Sam2Features(levels=list(self.sam2.get_image_embeddings(pixels)))
+        maps = list(self.sam2.get_image_features(pixels, return_dict=True).fpn_hidden_states)  # (HW, N, C) each
+        maps[-1] = maps[-1] + self.sam2.no_memory_embedding
+        sizes = self.sam2.backbone_feature_sizes
+        levels = [m.permute(1, 2, 0).reshape(pixels.shape[0], -1, *size) for m, size in zip(maps, sizes)]
+        return Sam2Features(levels=levels)
 
     def decode(self, features: Sam2Features, seg_embeddings: torch.Tensor) -> torch.Tensor:
         """Mask logits (K, N, h, w) for K [SEG] hidden states (K, C) on every one of the N frames independently.

@@ -10,13 +10,29 @@ from sama.config import LossConfig
 from sama.model.processing import IGNORE_INDEX
 
 
-def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token CE over labelled (answer) positions: logits (B, L, V), labels (B, L) with −100 elsewhere."""
-    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    shift_labels = labels[:, 1:].reshape(-1)
+def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token CE over labelled (answer) positions; labels (B, L) hold −100 elsewhere.
+
+    ``logits`` are (B, L, V) for every position, or (B, P, V) for the sequence ``positions`` only (the LM head is then
+    evaluated only where a next token is labelled, see :func:`labelled_positions`).
+    """
+    if positions is None:
+        shift_logits = logits[:, :-1]
+        shift_labels = labels[:, 1:]
+    else:
+        shift_logits, shift_labels = logits, labels[:, positions + 1]
+    shift_logits = shift_logits.reshape(-1, logits.shape[-1]).float()
+    shift_labels = shift_labels.reshape(-1)
     if (shift_labels != IGNORE_INDEX).sum() == 0:
         return shift_logits.sum() * 0.0
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
+
+
+def labelled_positions(labels: torch.Tensor) -> torch.Tensor | None:
+    """Sequence positions whose next token is labelled in any sample (None when nothing is labelled): the only
+    positions whose logits the CE needs. Skipping the rest saves most of the LM-head cost (a 49k-row head)."""
+    positions = (labels[:, 1:] != IGNORE_INDEX).any(0).nonzero(as_tuple=True)[0]
+    return positions if positions.numel() else None
 
 
 def point_sample(inputs: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

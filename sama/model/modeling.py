@@ -14,7 +14,7 @@ from sama.config import SamaConfig
 from sama.errors import DataError, SamaError
 from sama.model.aggregator import ContextAggregator
 from sama.model.backbone import IMG_CONTEXT, SEG_TOKEN, SamaBackbone
-from sama.model.losses import answer_cross_entropy, mask_losses
+from sama.model.losses import answer_cross_entropy, labelled_positions, mask_losses
 from sama.model.processing import CHAT_TEMPLATES, ProcessedSample, SamaProcessor, TurnInputs
 from sama.model.prompts import PromptEncoder
 
@@ -31,7 +31,7 @@ class SamaOutput:
     ce_loss: torch.Tensor
     bce_loss: torch.Tensor
     dice_loss: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor  # (B, P, V) at the labelled positions when labels are given, else (B, L, V)
     seg_logits: list[torch.Tensor | None] = field(default_factory=list)  # per sample (K, n_dense, h, w)
 
 
@@ -157,9 +157,11 @@ class SamaModel(nn.Module):
         visual = [self.visual_embeddings(pv.to(device), dp, tt) for pv, dp, tt in
                   zip(pixel_values, dense_positions, turns)]
         embeds = self.fill_slots(input_ids, visual)
-        out = self.backbone.run_llm(embeds, attention_mask)
+        labels = labels.to(device) if labels is not None else None
+        positions = labelled_positions(labels) if labels is not None else None
+        out = self.backbone.run_llm(embeds, attention_mask, logits_to_keep=positions if positions is not None else 0)
         logits, last_hidden = out.logits, out.hidden_states[-1]
-        ce = answer_cross_entropy(logits, labels.to(device)) if labels is not None else logits.sum() * 0.0
+        ce = answer_cross_entropy(logits, labels, positions) if positions is not None else logits.sum() * 0.0
         bce_terms, dice_terms, seg_logits = [], [], []
         for b in range(input_ids.shape[0]):
             seg_hidden = last_hidden[b][input_ids[b] == self.seg_token_id]

@@ -104,7 +104,7 @@ class SamaProcessor:
         ids: list[int] = []
         labels: list[int] = []
         for k, (question, answer) in enumerate(turns):
-            with_seg = answer is not None and SEG_TOKEN in answer
+            with_seg = self.config.llm.seg_request == "when_grounded" and answer is not None and SEG_TOKEN in answer
             human = self.human_text(question, num_context, k == 0, num_dense, with_seg)
             prompt = (self.template["SEP"] if k > 0 else "") + self.template["INSTRUCTION"].format(input=human)
             prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)

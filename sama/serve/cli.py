@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
     chat.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint folder or preset (default: the shipped "
                       "sama-smol weights, else the untrained preset)")
     chat.add_argument("--box", action="append", default=[], metavar="FRAME:x1,y1,x2,y2",
-                      help="a box reference for the first question with <mask> (repeatable, in order)")
+                      help="a box reference for the first question with <mask> (repeatable; the flags' references "
+                      "fill its <mask>s in the order boxes, points, masks)")
     chat.add_argument("--point", action="append", default=[], metavar="FRAME:x,y", help="a click reference")
     chat.add_argument("--mask", action="append", default=[], metavar="FILE.png[:FRAME]", help="a mask reference")
     chat.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit (tokens)")

@@ -31,6 +31,8 @@ def source():
     model = create_model("sama-tiny").eval()
     sam2 = model.grounding.sam2
     with torch.no_grad():
+        for param in model.parameters():  # no two same-shaped tensors equal (e.g. LayerNorm ones), so swaps show
+            param.add_(torch.randn_like(param) * 0.02)
         sam2.shared_image_embedding.positional_embedding.copy_(sam2.prompt_encoder.shared_embedding.positional_embedding)
         sam2.occlusion_spatial_embedding_parameter.zero_()
         sam2.temporal_positional_encoding_projection_layer.weight.zero_()
@@ -71,21 +73,25 @@ def _outputs(model: SamaModel, sample) -> tuple[torch.Tensor, torch.Tensor, list
 
 
 # -- independent official names ------------------------------------------------------------------------------------
-def official_names(config: SamaConfig, llm_layout: str = "hf") -> set[str]:
-    """Official parameter names for ``config``'s shapes, written from the official module definitions."""
+def official_names(config: SamaConfig, llm_layout: str = "hf", vit_qkv_bias: bool = False) -> set[str]:
+    """Official parameter names for ``config``'s shapes, written from the official module definitions.
+
+    ``vit_qkv_bias``: the real InternViT-300M has ``qkv_bias=True``; our vision towers are built without it so far.
+    """
     wb = ("weight", "bias")
     names: set[str] = set()
 
     def add(prefix: str, *suffixes: str) -> None:
         names.update(f"{prefix}{s}" for s in suffixes)
 
-    # InternViT (hf/models/modeling_intern_vit.py); sama-tiny's vision tower has no qkv bias.
+    # InternViT (hf/models/modeling_intern_vit.py).
     add("vision_model.embeddings.", "class_embedding", "position_embedding", "patch_embedding.weight",
         "patch_embedding.bias")
     for i in range(config.vision.num_layers):
         p = f"vision_model.encoder.layers.{i}."
         add(p, "attn.qkv.weight", "attn.proj.weight", "attn.proj.bias", "ls1", "ls2",
-            *(f"{m}.{s}" for m in ("norm1", "norm2", "mlp.fc1", "mlp.fc2") for s in wb))
+            *(f"{m}.{s}" for m in ("norm1", "norm2", "mlp.fc1", "mlp.fc2") for s in wb),
+            *(["attn.qkv.bias"] if vit_qkv_bias else []))
     add("mlp1.", *(f"{i}.{s}" for i in (0, 1, 3) for s in wb))
     if llm_layout == "internlm2":  # hf/models/modeling_internlm2.py (SAMA-8B), untied output head
         add("language_model.", "model.tok_embeddings.weight", "model.norm.weight", "output.weight")
@@ -203,7 +209,8 @@ def test_paper_size_presets_map_every_official_name(preset: str, layout: str) ->
         model = create_model(preset, load_llm_weights=False)
     ours = model.state_dict()
     official = cv.to_official_state_dict(ours, model.config)
-    _assert_same_names(set(official), official_names(model.config, layout))
+    vit_bias = any(k.endswith("attention.q_proj.bias") for k in ours if k.startswith(cv.VISION))
+    _assert_same_names(set(official), official_names(model.config, layout, vit_qkv_bias=vit_bias))
     converted, report = cv.convert_with_report(official, model.config, ours)
     assert report.llm_layout == layout and set(converted) == set(ours)
     assert all(converted[k].shape == ours[k].shape for k in ours)
@@ -339,3 +346,43 @@ def test_missing_folder_shards_and_index_entries_are_reported(tmp_path, official
 def test_cli_reports_unknown_preset(tmp_path, capsys) -> None:
     assert main(["convert", str(tmp_path), "--preset", "sama-nope", "--out", str(tmp_path / "o")]) == 2
     assert "unknown model preset 'sama-nope'" in capsys.readouterr().err
+
+
+# -- semantics of same-shaped renames (a swap would survive a round trip; these catch it) ----------------------------
+def test_internvit_layer_names_mean_what_the_official_layer_computes(source, official) -> None:
+    """Official InternViT layer (modeling_intern_vit.py): x + ls1·proj(attn(norm1 x)); x + ls2·fc2(gelu(fc1(norm2 x)))
+    computed from the official-named weights equals our converted vision layer."""
+    import torch.nn.functional as F
+
+    cfg = source.config.vision
+    w = {k.removeprefix("vision_model.encoder.layers.0."): v for k, v in official.items()
+         if k.startswith("vision_model.encoder.layers.0.")}
+    dim, heads = cfg.hidden_size, cfg.num_heads
+    x = torch.randn(2, 5, dim)
+    h = F.layer_norm(x, (dim,), w["norm1.weight"], w["norm1.bias"], eps=1e-6)
+    qkv = (h @ w["attn.qkv.weight"].T).reshape(2, 5, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    attn = ((q * (dim // heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+    a = (attn @ v).transpose(1, 2).reshape(2, 5, dim) @ w["attn.proj.weight"].T + w["attn.proj.bias"]
+    x1 = x + a * w["ls1"]
+    h = F.layer_norm(x1, (dim,), w["norm2.weight"], w["norm2.bias"], eps=1e-6)
+    m = F.gelu(h @ w["mlp.fc1.weight"].T + w["mlp.fc1.bias"]) @ w["mlp.fc2.weight"].T + w["mlp.fc2.bias"]
+    expected = x1 + m * w["ls2"]
+    layer = source.backbone.vision_tower.encoder.layer[0].eval()
+    with torch.no_grad():
+        got = layer(x)
+    got = got[0] if isinstance(got, tuple) else got
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_internlm2_mlp_names_mean_what_the_official_mlp_computes(source) -> None:
+    """Official InternLM2MLP: w2(silu(w1 x) · w3 x) (modeling_internlm2.py) equals our converted Llama MLP."""
+    import torch.nn.functional as F
+
+    official = cv.to_official_state_dict(source.state_dict(), source.config, llm_layout="internlm2")
+    p = "language_model.model.layers.0.feed_forward."
+    x = torch.randn(3, source.config.llm.hidden_size)
+    expected = (F.silu(x @ official[p + "w1.weight"].T) * (x @ official[p + "w3.weight"].T)) @ official[p + "w2.weight"].T
+    with torch.no_grad():
+        got = source.backbone.language_model.layers[0].mlp(x)
+    assert torch.allclose(got, expected, atol=1e-5)

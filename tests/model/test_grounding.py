@@ -160,18 +160,33 @@ def test_decode_shapes(grounding: SamaGrounding) -> None:
 
 def test_gradients_reach_projection_and_decoder_not_encoder(grounding: SamaGrounding) -> None:
     grounding.train()
+    grounding.sam2.vision_encoder.requires_grad_(False)  # the paper's policy: SAM2 image encoder frozen
     try:
         grounding.zero_grad()
         features = grounding.image_features(moving_square_video(2))
-        assert not any(level.requires_grad for level in features.levels)
+        # frozen encoder: no graph through it; only the decoder's high-res convs (conv_s0/conv_s1) carry grads
+        assert features.levels[0].requires_grad and features.levels[1].requires_grad
         grounding.decode(features, seg_hidden(2)).square().mean().backward()
         assert grounding.seg_proj[0].weight.grad is not None and grounding.seg_proj[0].weight.grad.abs().sum() > 0
         decoder_grads = [p.grad for p in grounding.sam2.mask_decoder.transformer.parameters()]
         assert any(g is not None and g.abs().sum() > 0 for g in decoder_grads)
         assert all(p.grad is None for p in grounding.sam2.vision_encoder.parameters())
+        conv = grounding.sam2.mask_decoder.conv_s0.weight.grad
+        assert conv is not None and conv.abs().sum() > 0
     finally:
+        grounding.sam2.vision_encoder.requires_grad_(True)
         grounding.zero_grad(set_to_none=True)
         grounding.eval()
+
+
+def test_trainable_encoder_gets_gradients(grounding: SamaGrounding) -> None:
+    grounding.zero_grad(set_to_none=True)
+    try:
+        grounding.decode(grounding.image_features(moving_square_video(2)), seg_hidden(1)).square().mean().backward()
+        grads = [p.grad for p in grounding.sam2.vision_encoder.parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    finally:
+        grounding.zero_grad(set_to_none=True)
 
 
 def test_decode_objects_are_independent(grounding: SamaGrounding) -> None:
