@@ -40,7 +40,7 @@ def _convert(args: argparse.Namespace) -> int:
                                      on_report=reports.append)
     print(reports[0].summary())
     out = model.save_pretrained(args.out, dtype=args.dtype)
-    official_tokenizer = (Path(args.official_dir) / "tokenizer_config.json").is_file()
+    official_tokenizer = reports[0].tokenizer == "official"
     if official_tokenizer:
         model.tokenizer.save_pretrained(str(Path(out) / TOKENIZER_SUBDIR))
     print(f"wrote {out}" + (f" (official tokenizer in {out / TOKENIZER_SUBDIR})" if official_tokenizer else ""))

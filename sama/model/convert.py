@@ -22,6 +22,7 @@ not ship, so they cannot be imported. The rules are templates that work in both 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from sama.config import SamaConfig
 from sama.errors import CheckpointError
 
 LLMLayout = Literal["hf", "internlm2"]
+logger = logging.getLogger(__name__)
 
 # Prefixes of our SamaModel state dict.
 VISION = "backbone.vlm.model.vision_tower."
@@ -262,11 +264,13 @@ class ConversionReport:
     filled: dict[str, str] = field(default_factory=dict)  # our key → why it was filled without an official key
     adapted: dict[str, str] = field(default_factory=dict)  # our key → how its shape was adapted
     llm_layout: LLMLayout = "hf"
+    tokenizer: str = "not loaded"  # where the model's tokenizer came from (set by load_official_checkpoint)
 
     def summary(self) -> str:
         """A few lines for the CLI."""
         lines = [f"mapped {len(self.mapped)} official tensors (LLM layout {self.llm_layout!r}), "
-                 f"dropped {len(self.dropped)}, filled {len(self.filled)}, adapted {len(self.adapted)}"]
+                 f"dropped {len(self.dropped)}, filled {len(self.filled)}, adapted {len(self.adapted)}; "
+                 f"tokenizer: {self.tokenizer}"]
         lines += [f"  filled {k}: {v}" for k, v in sorted(self.filled.items())]
         lines += [f"  adapted {k}: {v}" for k, v in sorted(self.adapted.items())]
         reasons: dict[str, int] = {}
@@ -461,7 +465,11 @@ def _listing(title: str, keys: list[str]) -> str:
 
 def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor], config: SamaConfig,
                                 expected: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Official ``Sa2VAChatModel`` state dict → our ``SamaModel`` state dict (strict; see module docstring)."""
+    """Official ``Sa2VAChatModel`` state dict → our ``SamaModel`` state dict.
+
+    Every official key must be mapped or intentionally dropped; with ``expected`` (our model's state dict) every
+    model key must also be filled with the right shape. Otherwise ``CheckpointError`` lists the offending keys.
+    """
     return convert_with_report(state_dict, config, expected)[0]
 
 
@@ -604,17 +612,20 @@ def official_config(path: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _load_tokenizer(path: Path) -> Any | None:
-    """The official tokenizer if the folder has one that loads without remote code; ``None`` if there is none."""
+def _load_tokenizer(path: Path) -> tuple[Any | None, str]:
+    """The official tokenizer if the folder has one that loads without remote code, and where it came from.
+
+    InternLM2's tokenizer (SAMA-8B) is remote code only: the weights still convert, with the preset's tokenizer.
+    """
     if not (path / "tokenizer_config.json").is_file():
-        return None
+        return None, "preset default (the official folder has no tokenizer)"
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: cannot load the official tokenizer without remote code ({exc}); "
-                              "InternLM2's tokenizer (SAMA-8B) is remote code only") from exc
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False), "official"
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        logger.warning("%s: official tokenizer not loadable without remote code (%s); using the preset's", path, exc)
+        return None, f"preset default (official tokenizer needs remote code: {type(exc).__name__})"
 
 
 def load_official_checkpoint(path: str | Path, preset: str, *, allow_pickle: bool = False,
@@ -633,11 +644,13 @@ def load_official_checkpoint(path: str | Path, preset: str, *, allow_pickle: boo
     vocab = official_config(location).get("llm_config", {}).get("vocab_size") if location.is_dir() else None
     if isinstance(vocab, int):
         overrides["llm"] = {"vocab_size": vocab}
-    if tokenizer is None and location.is_dir():
-        tokenizer = _load_tokenizer(location)
+    source = "given by the caller"
+    if tokenizer is None:
+        tokenizer, source = _load_tokenizer(location) if location.is_dir() else (None, "preset default")
     model = create_model(preset, tokenizer=tokenizer, load_llm_weights=False, **overrides)
     expected = model.state_dict()
     converted, report = convert_with_report(state, model.config, expected)
+    report.tokenizer = source
     model.load_state_dict(converted, strict=True)
     if on_report is not None:
         on_report(report)

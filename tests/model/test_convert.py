@@ -61,15 +61,22 @@ def _write_official(folder, state, shards: int = 2, config: dict | None = None):
     return folder
 
 
-def _outputs(model: SamaModel, sample) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+def _outputs(model: SamaModel, sample, propagate: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
     """Training-forward loss and logits, and a short SAM2 memory propagation (exercises memory weights)."""
     model.eval()
     torch.manual_seed(0)
     with torch.no_grad():
         out = model(**model.processor.collate([model.processor(sample)]))
     seg = torch.linspace(-1, 1, model.config.llm.hidden_size).unsqueeze(0)
-    masks = [m for _, m in model.grounding.propagate(sample.frames[:4], seg, [0], mode="memory")]
+    masks = [m for _, m in model.grounding.propagate(sample.frames[:3], seg, [0], mode="memory")] if propagate else []
     return out.loss, out.logits, masks
+
+
+@pytest.fixture(scope="module")
+def source_outputs(source):
+    from conftest import make_sample
+
+    return _outputs(source, make_sample())
 
 
 # -- independent official names ------------------------------------------------------------------------------------
@@ -225,25 +232,29 @@ def test_round_trip_is_exact_and_reports_fills(source, official) -> None:
     assert report.llm_layout == "hf" and not report.dropped and not report.adapted
 
 
-def test_loaded_checkpoint_gives_identical_outputs(tmp_path, source, official, sample) -> None:
+def test_loaded_checkpoint_gives_identical_outputs(tmp_path, official, source_outputs, sample) -> None:
     state = {**official, "temporal_Qformer.bert.embeddings.position_ids": torch.arange(512)[None]}
     folder = _write_official(tmp_path / "official", state, shards=3, config={"llm_config": {"vocab_size": 49160}})
     reports: list[cv.ConversionReport] = []
     loaded = cv.load_official_checkpoint(folder, "sama-tiny", on_report=reports.append)
     assert "temporal_Qformer.bert.embeddings.position_ids" in reports[0].dropped
-    ref_loss, ref_logits, ref_masks = _outputs(source, sample)
+    ref_loss, ref_logits, ref_masks = source_outputs
     loss, logits, masks = _outputs(loaded, sample)
     assert torch.equal(loss, ref_loss) and torch.equal(logits, ref_logits)
     assert len(masks) == len(ref_masks) and all(np.array_equal(a, b) for a, b in zip(masks, ref_masks))
 
 
-def test_cli_convert_writes_a_strictly_loadable_checkpoint(tmp_path, source, official, sample, capsys) -> None:
+def test_cli_convert_writes_a_strictly_loadable_checkpoint(tmp_path, source, official, source_outputs, sample,
+                                                          capsys) -> None:
     folder = _write_official(tmp_path / "official", official, shards=1)
+    source.tokenizer.save_pretrained(str(folder))  # an official folder ships its tokenizer
     out = tmp_path / "ours"
     assert main(["convert", str(folder), "--preset", "sama-tiny", "--out", str(out)]) == 0
-    assert "filled grounding.sam2.occlusion_spatial_embedding_parameter" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "filled grounding.sam2.occlusion_spatial_embedding_parameter" in printed and "tokenizer: official" in printed
+    assert (out / "tokenizer" / "tokenizer_config.json").is_file()
     reloaded = SamaModel.from_pretrained(out)
-    assert torch.equal(_outputs(reloaded, sample)[1], _outputs(source, sample)[1])
+    assert torch.equal(_outputs(reloaded, sample, propagate=False)[1], source_outputs[1])
 
 
 def test_internlm2_layout_split_matches_the_official_fused_attention(source) -> None:

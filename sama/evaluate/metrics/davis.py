@@ -20,7 +20,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -179,120 +179,193 @@ def _f_frame(fg: np.ndarray, gt: np.ndarray, kernel: np.ndarray) -> float:
     return _f_from_counts(n_fg, n_gt, fg_match, gt_match)
 
 
-# Bit-packed path: the crops of up to this many frames are stacked into one canvas and processed together.
-_PACKED_CHUNK_FRAMES = 32
+# ------------------------------------------------------------------------------------------ F, bit-packed fast path
+# Every frame is bit-packed once (little bit order: pixel c of a row is bit c % 64 of word c // 64) and cropped, to
+# the bit, to the bounding box of both masks plus one pixel above/left (where the offset boundary lands) and one
+# below/right (an all-zero row/column, or the image edge). The crops of a group of frames are stacked as
+# (2 · frames, rows, words) uint64 canvases — predictions first, then GT — and every operation below is one numpy
+# pass over the whole stack. A canvas row has at least ``radius`` zero bits after its last boundary pixel, so a
+# horizontal shift of the stack as one bit string never carries a pixel into another row's real pixels.
 _WORD_BITS = 64
+_PACK_FRAMES = 64  # frames bit-packed at a time (bounds the packed copy of the volume)
+_GROUP_WORDS = 1 << 15  # canvas words per group (256 KiB), so that each pass stays in the CPU's L2 cache
+_TOP_BIT = np.uint64(1 << (_WORD_BITS - 1))
+_LOW_BITS = np.uint64((1 << (_WORD_BITS - 1)) - 1)  # every bit but the top one
 
 
-def _shift_cols(x: np.ndarray, k: int) -> np.ndarray:
-    """Packed rows (little bit order, 64 px per uint64 word) shifted by ``k`` columns: out[c] = x[c − k].
+class _Crop(NamedTuple):
+    """Frame ``frame``'s crop: rows [row0, row1) and columns [col0, col1) of the image."""
 
-    The whole canvas is shifted as one bit string, so bits cross into the neighbouring row's end; every canvas row
-    ends with at least ``radius`` zero columns, so such bits never travel back into real pixels (see ``_f_packed``).
+    frame: int
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+
+def _crop_of(union: np.ndarray, frame: int, height: int, width: int) -> _Crop | None:
+    """Bit-exact crop of one frame from the packed union (H, ⌈W/8⌉) of both masks; ``None`` when both are empty."""
+    x, y, w, h = cv2.boundingRect(union)  # in bytes (8 px) along x
+    if w == 0:
+        return None
+    first = int(np.bitwise_or.reduce(union[y : y + h, x]))  # OR over rows of the first and last non-zero byte
+    last = int(np.bitwise_or.reduce(union[y : y + h, x + w - 1]))
+    x_first = 8 * x + (first & -first).bit_length() - 1
+    x_last = 8 * (x + w - 1) + last.bit_length() - 1
+    return _Crop(frame, max(y - 1, 0), min(y + h + 1, height), max(x_first - 1, 0), min(x_last + 2, width))
+
+
+def _row_words(crop: _Crop, radius: int) -> int:
+    """Words per canvas row: the crop, a replicated image-edge column and ≥ ``radius`` zero bits after the boundary.
+
+    Boundary pixels lie in columns [0, col1 − col0 − 1] of the crop; the dilation reaches ``radius`` further and the
+    replicated column sits at col1 − col0, so both stay clear of the next row's first bit and of the last bit of the
+    row (where the east shift of the next row lands).
     """
-    flat = x.reshape(-1)
-    out = np.empty_like(flat)
-    if k > 0:
-        np.left_shift(flat, k, out=out)
-        out[1:] |= flat[:-1] >> (_WORD_BITS - k)
-    else:
-        np.right_shift(flat, -k, out=out)
-        out[:-1] |= flat[1:] << (_WORD_BITS + k)
-    return out.reshape(x.shape)
+    span = crop.col1 - crop.col0
+    return -(-max(span + radius, span + 2) // _WORD_BITS)
 
 
-def _packed_disk_dilate(x: np.ndarray, radius: int) -> np.ndarray:
-    """Dilation of packed (N, rows, words) boundary maps by ``disk(radius)``, outside pixels contributing nothing.
+def _groups(crops: list[_Crop], radius: int) -> Iterable[list[_Crop]]:
+    """Crops in groups of similar size whose stacked canvases (2 · frames × rows × words) stay within the budget."""
+    crops = sorted(crops, key=lambda c: (c.row1 - c.row0, _row_words(c, radius)))
+    group: list[_Crop] = []
+    rows = words = 0
+    for crop in crops:
+        new_rows, new_words = max(rows, crop.row1 - crop.row0 + 1), max(words, _row_words(crop, radius))
+        if group and 2 * (len(group) + 1) * new_rows * new_words > _GROUP_WORDS:
+            yield group
+            group, new_rows, new_words = [], crop.row1 - crop.row0 + 1, _row_words(crop, radius)
+        group.append(crop)
+        rows, words = new_rows, new_words
+    if group:
+        yield group
 
-    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²): horizontal dilations by those half-widths are built by
-    interval doubling (R[a + c] = R[a] | R[a] ≫ c | R[a] ≪ c is exact for c ≤ 2a + 1), then OR-ed over row offsets.
+
+def _fill_canvas(packed: tuple[np.ndarray, np.ndarray], group: list[_Crop], start: int, width: int,
+                 height: int, radius: int) -> np.ndarray:
+    """(2n, rows, words) uint64 canvas of a group's crops, bit-aligned so that column ``col0`` is bit 0.
+
+    Each crop is copied from whole bytes, then every row is shifted right by ``col0 % 8`` bits. At the image's last
+    row / column seg2bmap compares a pixel with itself, so that row / column is replicated one step further.
     """
-    half_widths = {dy: math.isqrt(radius * radius - dy * dy) for dy in range(-radius, radius + 1)}
-    by_width = {0: x}
-    reach, current = 0, x
-    for target in sorted(set(half_widths.values()) - {0}):
+    n = len(group)
+    rows = max(c.row1 - c.row0 for c in group) + 1
+    words = max(_row_words(c, radius) for c in group)
+    raw = np.zeros((2 * n, rows, 8 * (words + 1)), np.uint8)  # one spare word per row for the bit shift
+    shifts = np.zeros((2 * n, 1, 1), np.uint64)
+    for i, crop in enumerate(group):
+        byte0, byte1 = crop.col0 // 8, -(-crop.col1 // 8)
+        for k, masks in enumerate(packed):
+            raw[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[crop.frame - start, crop.row0 : crop.row1,
+                                                                                byte0:byte1]
+        shifts[[i, n + i]] = crop.col0 % 8
+    words_in = raw.view(np.uint64)
+    canvas = words_in[..., :-1] >> shifts
+    canvas |= words_in[..., 1:] << (np.uint64(_WORD_BITS) - shifts)  # a shift by 64 gives 0 in numpy
+    for i, crop in enumerate(group):
+        h = crop.row1 - crop.row0
+        for slot in (i, n + i):
+            if crop.col1 == width:  # last image column → replicate into the next bit
+                src, dst = width - 1 - crop.col0, width - crop.col0
+                bits = (canvas[slot, :h, src // _WORD_BITS] >> np.uint64(src % _WORD_BITS)) & np.uint64(1)
+                canvas[slot, :h, dst // _WORD_BITS] |= bits << np.uint64(dst % _WORD_BITS)
+            if crop.row1 == height:  # last image row → replicate into the next row
+                canvas[slot, h] = canvas[slot, h - 1]
+    return canvas
+
+
+def _boundary_bits(canvas: np.ndarray, group: list[_Crop], width: int, height: int) -> np.ndarray:
+    """seg2bmap of every canvas: a pixel is on the boundary iff its 2×2 block {p, east, south, south-east} is mixed.
+
+    With ``h = p ^ east`` and ``v = p ^ south`` that is ``h | south(h) | v`` (if both block rows are constant and the
+    left column is too, the block is constant). The replicated image edge itself is then cleared, as is the last bit
+    of every row (the east shift brings the next row's first pixel there).
+    """
+    flat = canvas.reshape(-1)
+    horizontal = flat >> np.uint64(1)
+    horizontal[:-1] |= flat[1:] << np.uint64(_WORD_BITS - 1)
+    horizontal ^= flat
+    horizontal = horizontal.reshape(canvas.shape)
+    bounds = np.empty_like(canvas)
+    np.bitwise_xor(canvas[:, :-1], canvas[:, 1:], out=bounds[:, :-1])
+    bounds[:, -1] = canvas[:, -1]
+    bounds |= horizontal
+    bounds[:, :-1] |= horizontal[:, 1:]
+    bounds[..., -1] &= _LOW_BITS
+    n = len(group)
+    for i, crop in enumerate(group):
+        h = crop.row1 - crop.row0
+        for slot in (i, n + i):
+            if crop.row1 == height:
+                bounds[slot, h] = 0
+            if crop.col1 == width:
+                col = width - crop.col0
+                bounds[slot, :h, col // _WORD_BITS] &= ~np.uint64(1 << (col % _WORD_BITS))
+    return bounds
+
+
+def _shift_or(out: np.ndarray, src: np.ndarray, k: int, scratch: np.ndarray) -> None:
+    """``out |= src`` shifted by ``k`` columns both ways (flat bit strings, 0 < k < 64, carries between words)."""
+    up, down = np.uint64(k), np.uint64(_WORD_BITS - k)
+    np.left_shift(src, up, out=scratch)
+    out |= scratch
+    np.right_shift(src, up, out=scratch)
+    out |= scratch
+    np.right_shift(src[:-1], down, out=scratch[1:])
+    out[1:] |= scratch[1:]
+    np.left_shift(src[1:], down, out=scratch[:-1])
+    out[:-1] |= scratch[:-1]
+
+
+def _disk_dilate(bounds: np.ndarray, radius: int) -> np.ndarray:
+    """Dilation of (N, rows, words) canvases by ``disk(radius)``; pixels outside a crop contribute nothing.
+
+    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²): horizontal dilations by those half-widths are built by interval
+    doubling (H[a + k] = H[a] | H[a] ≫ k | H[a] ≪ k is exact for k ≤ 2a + 1), then OR-ed over the row offsets.
+    """
+    half_widths = [math.isqrt(radius * radius - dy * dy) for dy in range(radius + 1)]
+    flat = bounds.reshape(-1)
+    scratch = np.empty_like(flat)
+    by_width = {0: flat}
+    reach = 0
+    for target in sorted(set(half_widths) - {0}):
         while reach < target:
             step = min(target - reach, 2 * reach + 1)
-            current = current | _shift_cols(current, step) | _shift_cols(current, -step)
+            wider = by_width[reach].copy()
+            _shift_or(wider, by_width[reach], step, scratch)
             reach += step
-        by_width[target] = current
-    out = by_width[half_widths[0]].copy()
-    for dy, width in half_widths.items():
-        src = by_width[width]
-        if dy > 0:
-            out[:, :-dy] |= src[:, dy:]
-        elif dy < 0:
-            out[:, -dy:] |= src[:, :dy]
+            by_width[reach] = wider
+    out = by_width[half_widths[0]].reshape(bounds.shape).copy()
+    for dy in range(1, radius + 1):
+        src = by_width[half_widths[dy]].reshape(bounds.shape)
+        out[:, :-dy] |= src[:, dy:]
+        out[:, dy:] |= src[:, :-dy]
     return out
 
 
-def _packed_boundary(masks: np.ndarray) -> np.ndarray:
-    """seg2bmap on packed (N, rows, words) canvases (image-edge rows/columns already replicated by the caller).
-
-    The canvas is shifted as one bit string, so the last column of a row and the last row of a canvas compare with
-    the next row / canvas; both are margin positions and are cleared here.
-    """
-    east = _shift_cols(masks, -1)
-    south = np.zeros_like(masks)
-    south[:, :-1] = masks[:, 1:]
-    south_east = _shift_cols(south, -1)
-    b = (masks ^ east) | (masks ^ south) | (masks ^ south_east)
-    b[:, -1] = 0
-    b[..., -1] &= np.uint64(~(1 << (_WORD_BITS - 1)) & (2**_WORD_BITS - 1))
-    return b
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x).sum(axis=(1, 2), dtype=np.int64)
-
-
 def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
-    """Per-frame F of (T, H, W) uint8 0/1 volumes: the crops of many frames on one bit-packed canvas (exact)."""
+    """Per-frame F of (T, H, W) bool volumes on bit-packed crops (exact; 0 < radius < 64)."""
     num_frames, height, width = fg.shape
     out = np.ones(num_frames, dtype=np.float64)  # frames where both masks are empty keep F = 1
-    boxes = []
-    for t in range(num_frames):
-        union = cv2.bitwise_or(fg[t], gt[t])
-        rows = np.flatnonzero(union.any(axis=1))
-        if rows.size:
-            cols = np.flatnonzero(union[rows[0] : rows[-1] + 1].any(axis=0))
-            # One pixel above/left (where the offset boundary lands) and an all-zero row/column below/right.
-            r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-            boxes.append((t, max(r0 - 1, 0), min(r1 + 2, height), max(c0 - 1, 0), min(c1 + 2, width)))
-    for start in range(0, len(boxes), _PACKED_CHUNK_FRAMES):
-        chunk = boxes[start : start + _PACKED_CHUNK_FRAMES]
-        # Margins of radius + 1 zero rows/columns after every crop: room for the replicated image edge and for the
-        # dilation to spread without ever reaching the next row or crop of the canvas.
-        rows = max(r1 - r0 for _, r0, r1, _, _ in chunk) + radius + 1
-        words = -(-(max(c1 - c0 for _, _, _, c0, c1 in chunk) + radius + 1) // _WORD_BITS)
-        canvas = np.zeros((2, len(chunk), rows, words * 8), dtype=np.uint8)
-        for i, (t, r0, r1, c0, c1) in enumerate(chunk):
-            h, w = r1 - r0, c1 - c0
-            for k, volume in enumerate((fg, gt)):
-                bits = np.packbits(volume[t, r0:r1, c0:c1], axis=-1, bitorder="little")
-                canvas[k, i, :h, : bits.shape[1]] = bits
-            # At the image's last row/column seg2bmap compares a pixel with itself: replicate that edge.
-            if r1 == height:
-                canvas[:, i, h] = canvas[:, i, h - 1]
-            if c1 == width:
-                last = (canvas[:, i, : h + 1, (w - 1) // 8] >> ((w - 1) % 8)) & 1
-                canvas[:, i, : h + 1, w // 8] |= last << (w % 8)
-        # Little-endian words: pixel c is bit c % 64 of word c // 64. Predictions then GT, all as one (2N, ...) stack.
-        n = len(chunk)
-        bounds = _packed_boundary(canvas.view(np.uint64).reshape(2 * n, rows, words))
-        for i, (_, r0, r1, c0, c1) in enumerate(chunk):  # the replicated edge itself is not part of the image
-            h, w = r1 - r0, c1 - c0
-            if r1 == height:
-                bounds[[i, n + i], h] = 0
-            if c1 == width:
-                bounds[[i, n + i], : h + 1, w // _WORD_BITS] &= np.uint64(~(1 << (w % _WORD_BITS)) & (2**64 - 1))
-        dilated = _packed_disk_dilate(bounds, radius)
-        fg_b, gt_b = bounds[:n], bounds[n:]
-        n_fg, n_gt = _popcount(fg_b), _popcount(gt_b)
-        fg_match = _popcount(fg_b & dilated[n:])
-        gt_match = _popcount(gt_b & dilated[:n])
-        for i, (t, *_box) in enumerate(chunk):
-            out[t] = _f_from_counts(int(n_fg[i]), int(n_gt[i]), int(fg_match[i]), int(gt_match[i]))
+    for start in range(0, num_frames, _PACK_FRAMES):
+        stop = min(start + _PACK_FRAMES, num_frames)
+        packed = (np.packbits(fg[start:stop], axis=-1, bitorder="little"),
+                  np.packbits(gt[start:stop], axis=-1, bitorder="little"))
+        union = packed[0] | packed[1]
+        crops = [c for t in range(start, stop) if (c := _crop_of(union[t - start], t, height, width)) is not None]
+        for group in _groups(crops, radius):
+            n = len(group)
+            bounds = _boundary_bits(_fill_canvas(packed, group, start, width, height, radius), group, width, height)
+            dilated = _disk_dilate(bounds, radius)
+            counts = np.bitwise_count(bounds).sum(axis=(1, 2), dtype=np.int64)
+            matched = np.empty_like(bounds)
+            np.bitwise_and(bounds[:n], dilated[n:], out=matched[:n])  # prediction boundary near the GT boundary
+            np.bitwise_and(bounds[n:], dilated[:n], out=matched[n:])  # GT boundary near the prediction boundary
+            matches = np.bitwise_count(matched).sum(axis=(1, 2), dtype=np.int64)
+            for i, crop in enumerate(group):
+                out[crop.frame] = _f_from_counts(int(counts[i]), int(counts[n + i]), int(matches[i]),
+                                                 int(matches[n + i]))
     return out
 
 
@@ -314,10 +387,10 @@ def db_eval_boundary(
     if v is not None:
         g, p = g & ~v, p & ~v
     radius = bound_pixels(g.shape[1], g.shape[2], bound_th)
+    if radius < _WORD_BITS and sys.byteorder == "little":  # the packed canvas is read as little-endian words
+        return _f_packed(p, g, radius)
     g8 = np.ascontiguousarray(g).view(np.uint8)
     p8 = np.ascontiguousarray(p).view(np.uint8)
-    if radius < _WORD_BITS and sys.byteorder == "little":  # the packed canvas is read as little-endian words
-        return _f_packed(p8, g8, radius)
     kernel = disk(radius).view(np.uint8)
     return np.array([_f_frame(p8[t], g8[t], kernel) for t in range(g.shape[0])], dtype=np.float64)
 
