@@ -85,6 +85,17 @@ def register(subparsers: Any) -> None:
                    help="ytvos: Annotations/<vid>/<exp>/<frame>.png; mevis: <vid>/<exp>/<frame>.png at the top level")
     y.set_defaults(func=_run_rvos, rvos="ref-ytvos")
 
+    f = sub.add_parser("facts", help="synthetic world: exact attribute/motion answer accuracy against facts.json")
+    f.add_argument("--data", type=Path, required=True, help="synthetic dataset folder (holds facts.json)")
+    f.add_argument("--pred", type=Path, required=True, help="prediction JSONL (e.g. from sama-bench-g --model)")
+    f.add_argument("--out", type=Path, required=True, help="folder for the results")
+    f.add_argument("--split", default="bench", help="which split's questions to score (default bench)")
+    f.add_argument("--kinds", default="colour,shape,size,identity,motion", help="comma-separated fact kinds")
+    f.add_argument("--followups", action="store_true",
+                   help="also score follow-up questions (only meaningful for --dialogue history predictions)")
+    f.add_argument("--lenient", action="store_true", help="skip questions without a prediction (counted)")
+    f.set_defaults(func=_run_facts)
+
     m = sub.add_parser("merge", help="merge prediction shard files into one (detects duplicates/conflicts)")
     m.add_argument("inputs", nargs="+", type=Path, help="shard JSONL files")
     m.add_argument("--out", type=Path, required=True, help="merged JSONL")
@@ -157,6 +168,15 @@ def _run_rvos(args: argparse.Namespace) -> int:
                                 revos_faithful=getattr(args, "faithful", False),
                                 layout=getattr(args, "layout", "ytvos"))
     return _print_result(summary, message)
+
+
+def _run_facts(args: argparse.Namespace) -> int:
+    from sama.evaluate.benchmarks.synthetic_facts import score_facts
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    score_facts(args.data, args.pred, args.out, split=args.split, kinds=kinds, followups=args.followups,
+                lenient=args.lenient)
+    return _print_result(args.out / "summary.json", "")
 
 
 def _run_merge(args: argparse.Namespace) -> int:

@@ -182,14 +182,13 @@ def _f_frame(fg: np.ndarray, gt: np.ndarray, kernel: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------ F, bit-packed fast path
 # Every frame is bit-packed once (little bit order: pixel c of a row is bit c % 64 of word c // 64) and cropped, to
 # the bit, to the bounding box of both masks plus one pixel above/left (where the offset boundary lands) and one
-# below/right (an all-zero row/column, or the image edge). The crops of a group of frames are stacked as
-# (2 · frames, rows, words) uint64 canvases — predictions first, then GT — and every operation below is one numpy
-# pass over the whole stack. A canvas row has at least ``radius`` zero bits after its last boundary pixel, so a
-# horizontal shift of the stack as one bit string never carries a pixel into another row's real pixels.
+# below/right (an all-zero row/column, or the image edge). The crops of a group of similar-sized frames are stacked
+# as (2 · frames, rows, words) uint64 canvases — predictions first, then GT — and every step below is one numpy pass
+# over the whole stack, written into reused buffers. A canvas row keeps at least ``radius`` zero bits after its last
+# boundary pixel, so shifting the stack horizontally as one bit string never carries a pixel into another row.
 _WORD_BITS = 64
-_PACK_FRAMES = 64  # frames bit-packed at a time (bounds the packed copy of the volume)
-_GROUP_WORDS = 1 << 15  # canvas words per group (256 KiB), so that each pass stays in the CPU's L2 cache
-_TOP_BIT = np.uint64(1 << (_WORD_BITS - 1))
+_PACK_FRAMES = 16  # frames bit-packed at a time (bounds the packed copy of the volume)
+_GROUP_WORDS = 1 << 14  # canvas words per group (128 KiB per buffer), so that each pass stays in the CPU's L2 cache
 _LOW_BITS = np.uint64((1 << (_WORD_BITS - 1)) - 1)  # every bit but the top one
 
 
@@ -219,79 +218,96 @@ def _row_words(crop: _Crop, radius: int) -> int:
     """Words per canvas row: the crop, a replicated image-edge column and ≥ ``radius`` zero bits after the boundary.
 
     Boundary pixels lie in columns [0, col1 − col0 − 1] of the crop; the dilation reaches ``radius`` further and the
-    replicated column sits at col1 − col0, so both stay clear of the next row's first bit and of the last bit of the
-    row (where the east shift of the next row lands).
+    replicated column sits at col1 − col0, so both stay clear of the next row's first bit and of the row's last bit
+    (where the east shift brings the next row's first pixel).
     """
     span = crop.col1 - crop.col0
     return -(-max(span + radius, span + 2) // _WORD_BITS)
 
 
-def _groups(crops: list[_Crop], radius: int) -> Iterable[list[_Crop]]:
-    """Crops in groups of similar size whose stacked canvases (2 · frames × rows × words) stay within the budget."""
-    crops = sorted(crops, key=lambda c: (c.row1 - c.row0, _row_words(c, radius)))
+def _groups(crops: list[_Crop], radius: int) -> Iterable[tuple[list[_Crop], tuple[int, int, int]]]:
+    """Crops in groups of similar size, each with its canvas shape (2 · frames, rows, words) within the budget."""
     group: list[_Crop] = []
     rows = words = 0
-    for crop in crops:
-        new_rows, new_words = max(rows, crop.row1 - crop.row0 + 1), max(words, _row_words(crop, radius))
-        if group and 2 * (len(group) + 1) * new_rows * new_words > _GROUP_WORDS:
-            yield group
-            group, new_rows, new_words = [], crop.row1 - crop.row0 + 1, _row_words(crop, radius)
+    for crop in sorted(crops, key=lambda c: (c.row1 - c.row0, _row_words(c, radius))):
+        crop_rows, crop_words = crop.row1 - crop.row0 + 1, _row_words(crop, radius)  # + 1: replicated last row
+        if group and 2 * (len(group) + 1) * max(rows, crop_rows) * max(words, crop_words) > _GROUP_WORDS:
+            yield group, (2 * len(group), rows, words)
+            group, rows, words = [], 0, 0
         group.append(crop)
-        rows, words = new_rows, new_words
+        rows, words = max(rows, crop_rows), max(words, crop_words)
     if group:
-        yield group
+        yield group, (2 * len(group), rows, words)
 
 
-def _fill_canvas(packed: tuple[np.ndarray, np.ndarray], group: list[_Crop], start: int, width: int,
-                 height: int, radius: int) -> np.ndarray:
-    """(2n, rows, words) uint64 canvas of a group's crops, bit-aligned so that column ``col0`` is bit 0.
+class _Buffers:
+    """Reused uint64 work buffers (fresh large arrays would cost page faults on every group)."""
 
-    Each crop is copied from whole bytes, then every row is shifted right by ``col0 % 8`` bits. At the image's last
-    row / column seg2bmap compares a pixel with itself, so that row / column is replicated one step further.
+    def __init__(self) -> None:
+        self._flat: list[np.ndarray] = []
+
+    def get(self, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+        """One buffer per shape, as arrays of those shapes (contents undefined)."""
+        arrays = []
+        for i, shape in enumerate(shapes):
+            size = math.prod(shape)
+            if i == len(self._flat):
+                self._flat.append(np.empty(size, np.uint64))
+            elif self._flat[i].size < size:
+                self._flat[i] = np.empty(max(size, 2 * self._flat[i].size), np.uint64)
+            arrays.append(self._flat[i][:size].reshape(shape))
+        return arrays
+
+
+def _fill_canvas(canvas: np.ndarray, raw: np.ndarray, scratch: np.ndarray, packed: tuple[np.ndarray, np.ndarray],
+                 group: list[_Crop], start: int, height: int, width: int) -> None:
+    """Write a group's crops into ``canvas``, bit-aligned so that image column ``col0`` is bit 0 of its row.
+
+    Each crop is copied as whole bytes into ``raw`` (one spare word per row), then shifted right by ``col0 % 8`` bits.
+    At the image's last row / column seg2bmap compares a pixel with itself, so that row / column is replicated one
+    step further (and its boundary is cleared again in ``_boundary_bits``).
     """
     n = len(group)
-    rows = max(c.row1 - c.row0 for c in group) + 1
-    words = max(_row_words(c, radius) for c in group)
-    raw = np.zeros((2 * n, rows, 8 * (words + 1)), np.uint8)  # one spare word per row for the bit shift
+    raw.fill(0)
+    raw_bytes = raw.view(np.uint8)
     shifts = np.zeros((2 * n, 1, 1), np.uint64)
     for i, crop in enumerate(group):
         byte0, byte1 = crop.col0 // 8, -(-crop.col1 // 8)
         for k, masks in enumerate(packed):
-            raw[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[crop.frame - start, crop.row0 : crop.row1,
-                                                                                byte0:byte1]
+            raw_bytes[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[
+                crop.frame - start, crop.row0 : crop.row1, byte0:byte1]
         shifts[[i, n + i]] = crop.col0 % 8
-    words_in = raw.view(np.uint64)
-    canvas = words_in[..., :-1] >> shifts
-    canvas |= words_in[..., 1:] << (np.uint64(_WORD_BITS) - shifts)  # a shift by 64 gives 0 in numpy
+    np.right_shift(raw[..., :-1], shifts, out=canvas)
+    np.left_shift(raw[..., 1:], np.uint64(_WORD_BITS) - shifts, out=scratch)  # a shift by 64 gives 0 in numpy
+    canvas |= scratch
     for i, crop in enumerate(group):
         h = crop.row1 - crop.row0
         for slot in (i, n + i):
-            if crop.col1 == width:  # last image column → replicate into the next bit
+            if crop.col1 == width:  # last image column → replicate it into the next bit
                 src, dst = width - 1 - crop.col0, width - crop.col0
                 bits = (canvas[slot, :h, src // _WORD_BITS] >> np.uint64(src % _WORD_BITS)) & np.uint64(1)
                 canvas[slot, :h, dst // _WORD_BITS] |= bits << np.uint64(dst % _WORD_BITS)
-            if crop.row1 == height:  # last image row → replicate into the next row
+            if crop.row1 == height:  # last image row → replicate it into the next row
                 canvas[slot, h] = canvas[slot, h - 1]
-    return canvas
 
 
-def _boundary_bits(canvas: np.ndarray, group: list[_Crop], width: int, height: int) -> np.ndarray:
-    """seg2bmap of every canvas: a pixel is on the boundary iff its 2×2 block {p, east, south, south-east} is mixed.
+def _boundary_bits(bounds: np.ndarray, canvas: np.ndarray, scratch: np.ndarray, group: list[_Crop], height: int,
+                   width: int) -> None:
+    """seg2bmap of every canvas into ``bounds``: a pixel is on the boundary iff its 2×2 block is mixed.
 
-    With ``h = p ^ east`` and ``v = p ^ south`` that is ``h | south(h) | v`` (if both block rows are constant and the
-    left column is too, the block is constant). The replicated image edge itself is then cleared, as is the last bit
+    With ``h = p ^ east`` and ``v = p ^ south`` that is ``h | south(h) | v`` (if both rows of the block are constant
+    and its left column is too, the block is constant). The replicated image edge is then cleared, as is the last bit
     of every row (the east shift brings the next row's first pixel there).
     """
-    flat = canvas.reshape(-1)
-    horizontal = flat >> np.uint64(1)
-    horizontal[:-1] |= flat[1:] << np.uint64(_WORD_BITS - 1)
-    horizontal ^= flat
-    horizontal = horizontal.reshape(canvas.shape)
-    bounds = np.empty_like(canvas)
-    np.bitwise_xor(canvas[:, :-1], canvas[:, 1:], out=bounds[:, :-1])
+    flat, east, tmp = canvas.reshape(-1), scratch.reshape(-1), bounds.reshape(-1)
+    np.right_shift(flat, np.uint64(1), out=east)
+    np.left_shift(flat[1:], np.uint64(_WORD_BITS - 1), out=tmp[:-1])
+    east[:-1] |= tmp[:-1]
+    east ^= flat  # h = p ^ east
+    np.bitwise_xor(canvas[:, :-1], canvas[:, 1:], out=bounds[:, :-1])  # v = p ^ south
     bounds[:, -1] = canvas[:, -1]
-    bounds |= horizontal
-    bounds[:, :-1] |= horizontal[:, 1:]
+    bounds |= scratch
+    bounds[:, :-1] |= scratch[:, 1:]
     bounds[..., -1] &= _LOW_BITS
     n = len(group)
     for i, crop in enumerate(group):
@@ -302,14 +318,13 @@ def _boundary_bits(canvas: np.ndarray, group: list[_Crop], width: int, height: i
             if crop.col1 == width:
                 col = width - crop.col0
                 bounds[slot, :h, col // _WORD_BITS] &= ~np.uint64(1 << (col % _WORD_BITS))
-    return bounds
 
 
-def _shift_or(out: np.ndarray, src: np.ndarray, k: int, scratch: np.ndarray) -> None:
-    """``out |= src`` shifted by ``k`` columns both ways (flat bit strings, 0 < k < 64, carries between words)."""
+def _widen(out: np.ndarray, src: np.ndarray, k: int, scratch: np.ndarray) -> None:
+    """``out = src | src ≪ k | src ≫ k`` on flat bit strings (0 < k < 64), with the carries between words."""
     up, down = np.uint64(k), np.uint64(_WORD_BITS - k)
-    np.left_shift(src, up, out=scratch)
-    out |= scratch
+    np.left_shift(src, up, out=out)
+    out |= src
     np.right_shift(src, up, out=scratch)
     out |= scratch
     np.right_shift(src[:-1], down, out=scratch[1:])
@@ -318,51 +333,57 @@ def _shift_or(out: np.ndarray, src: np.ndarray, k: int, scratch: np.ndarray) -> 
     out[:-1] |= scratch[:-1]
 
 
-def _disk_dilate(bounds: np.ndarray, radius: int) -> np.ndarray:
-    """Dilation of (N, rows, words) canvases by ``disk(radius)``; pixels outside a crop contribute nothing.
+def _disk_dilate(out: np.ndarray, bounds: np.ndarray, ladder: tuple[np.ndarray, np.ndarray], scratch: np.ndarray,
+                 radius: int) -> None:
+    """``out`` = dilation of the (N, rows, words) canvases by ``disk(radius)``; outside pixels contribute nothing.
 
-    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²): horizontal dilations by those half-widths are built by interval
-    doubling (H[a + k] = H[a] | H[a] ≫ k | H[a] ≪ k is exact for k ≤ 2a + 1), then OR-ed over the row offsets.
+    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²). Horizontal dilations H[w] are built by interval doubling
+    (H[a + k] = H[a] | H[a] ≫ k | H[a] ≪ k is exact for k ≤ 2a + 1), and as soon as H[w] exists it is OR-ed into
+    ``out`` at every row offset ±dy whose half-width is w, so only two ladder buffers are ever alive.
     """
-    half_widths = [math.isqrt(radius * radius - dy * dy) for dy in range(radius + 1)]
-    flat = bounds.reshape(-1)
-    scratch = np.empty_like(flat)
-    by_width = {0: flat}
-    reach = 0
-    for target in sorted(set(half_widths) - {0}):
-        while reach < target:
-            step = min(target - reach, 2 * reach + 1)
-            wider = by_width[reach].copy()
-            _shift_or(wider, by_width[reach], step, scratch)
-            reach += step
-            by_width[reach] = wider
-    out = by_width[half_widths[0]].reshape(bounds.shape).copy()
-    for dy in range(1, radius + 1):
-        src = by_width[half_widths[dy]].reshape(bounds.shape)
-        out[:, :-dy] |= src[:, dy:]
-        out[:, dy:] |= src[:, :-dy]
-    return out
+    offsets_by_width: dict[int, list[int]] = {}
+    for dy in range(radius + 1):
+        offsets_by_width.setdefault(math.isqrt(radius * radius - dy * dy), []).append(dy)
+    out.fill(0)
+    current, reach = bounds, 0
+    spare = list(ladder)
+    for width in sorted(offsets_by_width):
+        while reach < width:
+            step = min(width - reach, 2 * reach + 1)
+            wider = spare.pop()
+            _widen(wider.reshape(-1), current.reshape(-1), step, scratch.reshape(-1))
+            if current is not bounds:
+                spare.append(current)
+            current, reach = wider, reach + step
+        for dy in offsets_by_width[width]:
+            if dy == 0:
+                out |= current
+            else:
+                out[:, :-dy] |= current[:, dy:]
+                out[:, dy:] |= current[:, :-dy]
 
 
 def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
     """Per-frame F of (T, H, W) bool volumes on bit-packed crops (exact; 0 < radius < 64)."""
     num_frames, height, width = fg.shape
     out = np.ones(num_frames, dtype=np.float64)  # frames where both masks are empty keep F = 1
+    buffers = _Buffers()
     for start in range(0, num_frames, _PACK_FRAMES):
         stop = min(start + _PACK_FRAMES, num_frames)
         packed = (np.packbits(fg[start:stop], axis=-1, bitorder="little"),
                   np.packbits(gt[start:stop], axis=-1, bitorder="little"))
         union = packed[0] | packed[1]
         crops = [c for t in range(start, stop) if (c := _crop_of(union[t - start], t, height, width)) is not None]
-        for group in _groups(crops, radius):
+        for group, shape in _groups(crops, radius):
             n = len(group)
-            bounds = _boundary_bits(_fill_canvas(packed, group, start, width, height, radius), group, width, height)
-            dilated = _disk_dilate(bounds, radius)
+            raw, canvas, bounds, dilated, low, high, scratch = buffers.get((*shape[:2], shape[2] + 1), *[shape] * 6)
+            _fill_canvas(canvas, raw, scratch, packed, group, start, height, width)
+            _boundary_bits(bounds, canvas, scratch, group, height, width)
+            _disk_dilate(dilated, bounds, (low, high), scratch, radius)
             counts = np.bitwise_count(bounds).sum(axis=(1, 2), dtype=np.int64)
-            matched = np.empty_like(bounds)
-            np.bitwise_and(bounds[:n], dilated[n:], out=matched[:n])  # prediction boundary near the GT boundary
-            np.bitwise_and(bounds[n:], dilated[:n], out=matched[n:])  # GT boundary near the prediction boundary
-            matches = np.bitwise_count(matched).sum(axis=(1, 2), dtype=np.int64)
+            np.bitwise_and(bounds[:n], dilated[n:], out=scratch[:n])  # prediction boundary near the GT boundary
+            np.bitwise_and(bounds[n:], dilated[:n], out=scratch[n:])  # GT boundary near the prediction boundary
+            matches = np.bitwise_count(scratch).sum(axis=(1, 2), dtype=np.int64)
             for i, crop in enumerate(group):
                 out[crop.frame] = _f_from_counts(int(counts[i]), int(counts[n + i]), int(matches[i]),
                                                  int(matches[n + i]))
