@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sama.config import SamaConfig
+from sama.data.masks import box_mask
 from sama.errors import DataError
 from sama.model.aggregator import MLP, mask_pooling
 
@@ -44,15 +45,6 @@ class Point:
 
 RegionRef = Mask | Box | Point
 PointToMask = Callable[[Point], np.ndarray]
-
-
-def box_mask(mask: np.ndarray) -> np.ndarray:
-    """Fill the bounding box of a 2-D mask (ones on [min_row:max_row+1, min_col:max_col+1]); empty stays empty."""
-    out = np.zeros(mask.shape, dtype=bool)
-    rows, cols = np.nonzero(mask)
-    if rows.size:
-        out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
-    return out
 
 
 def ref_to_volume(ref: RegionRef, num_frames: int, height: int, width: int,
@@ -106,7 +98,7 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
     """
     dense = np.asarray(volume, dtype=bool)[list(dense_positions)]
     if mode == "box":
-        dense = np.stack([box_mask(m) for m in dense])
+        dense = box_mask(dense)
     tensor = torch.from_numpy(dense).float().unsqueeze(1)  # (n_dense, 1, H, W)
     grid = F.interpolate(tensor, size=(grid_size, grid_size), mode="nearest")[:, 0]
     shape = F.interpolate(tensor, size=(shape_size, shape_size), mode="nearest")[:, 0]

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from sama.config import SamaConfig
+from sama.data.masks import box_mask
 from sama.errors import DataError
-from sama.model.prompts import Box, Mask, Point, PromptEncoder, box_mask, prompt_masks, ref_to_volume
+from sama.model.prompts import Box, Mask, Point, PromptEncoder, prompt_masks, ref_to_volume
 
 
 def test_box_mask() -> None:

@@ -84,7 +84,7 @@ class BenchQuestion:
         for obj_id in self.ref_object_ids:
             volume = self.mask_dict.volume([obj_id], self.num_frames, self.height, self.width)
             if self.box_prompts:
-                volume = np.stack([box_mask(frame) for frame in volume]) if len(volume) else volume
+                volume = box_mask(volume)
             volumes.append(volume)
         return volumes
 

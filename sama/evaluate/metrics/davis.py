@@ -259,27 +259,31 @@ class _Buffers:
         return arrays
 
 
-def _fill_canvas(canvas: np.ndarray, raw: np.ndarray, scratch: np.ndarray, packed: tuple[np.ndarray, np.ndarray],
+def _fill_canvas(canvas: np.ndarray, raw: np.ndarray, spill: np.ndarray, packed: tuple[np.ndarray, np.ndarray],
                  group: list[_Crop], start: int, height: int, width: int) -> None:
     """Write a group's crops into ``canvas``, bit-aligned so that image column ``col0`` is bit 0 of its row.
 
-    Each crop is copied as whole bytes into ``raw`` (one spare word per row), then shifted right by ``col0 % 8`` bits.
-    At the image's last row / column seg2bmap compares a pixel with itself, so that row / column is replicated one
-    step further (and its boundary is cleared again in ``_boundary_bits``).
+    Each crop is copied as whole bytes into ``raw`` (one spare word per row), then shifted right by ``col0 % 8`` bits
+    as one bit string per crop (the spare word absorbs what the next row shifts in). At the image's last row / column
+    seg2bmap compares a pixel with itself, so that row / column is replicated one step further (and its boundary is
+    cleared again in ``_boundary_bits``).
     """
     n = len(group)
     raw.fill(0)
     raw_bytes = raw.view(np.uint8)
-    shifts = np.zeros((2 * n, 1, 1), np.uint64)
+    shifts = np.zeros((2 * n, 1), np.uint64)
     for i, crop in enumerate(group):
         byte0, byte1 = crop.col0 // 8, -(-crop.col1 // 8)
         for k, masks in enumerate(packed):
             raw_bytes[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[
                 crop.frame - start, crop.row0 : crop.row1, byte0:byte1]
         shifts[[i, n + i]] = crop.col0 % 8
-    np.right_shift(raw[..., :-1], shifts, out=canvas)
-    np.left_shift(raw[..., 1:], np.uint64(_WORD_BITS) - shifts, out=scratch)  # a shift by 64 gives 0 in numpy
-    canvas |= scratch
+    flat, spill = raw.reshape(2 * n, -1), spill.reshape(2 * n, -1)
+    np.left_shift(flat[:, 1:], np.uint64(_WORD_BITS) - shifts, out=spill[:, :-1])  # a shift by 64 gives 0 in numpy
+    spill[:, -1] = 0
+    flat >>= shifts
+    flat |= spill
+    canvas[...] = raw[..., :-1]
     for i, crop in enumerate(group):
         h = crop.row1 - crop.row0
         for slot in (i, n + i):
@@ -376,8 +380,9 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
         crops = [c for t in range(start, stop) if (c := _crop_of(union[t - start], t, height, width)) is not None]
         for group, shape in _groups(crops, radius):
             n = len(group)
-            raw, canvas, bounds, dilated, low, high, scratch = buffers.get((*shape[:2], shape[2] + 1), *[shape] * 6)
-            _fill_canvas(canvas, raw, scratch, packed, group, start, height, width)
+            raw, spill, canvas, bounds, dilated, low, high, scratch = buffers.get(
+                *[(*shape[:2], shape[2] + 1)] * 2, *[shape] * 6)
+            _fill_canvas(canvas, raw, spill, packed, group, start, height, width)
             _boundary_bits(bounds, canvas, scratch, group, height, width)
             _disk_dilate(dilated, bounds, (low, high), scratch, radius)
             counts = np.bitwise_count(bounds).sum(axis=(1, 2), dtype=np.int64)
