@@ -14,6 +14,7 @@ then through ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -66,7 +67,15 @@ def _config_dict(config: Any) -> dict[str, Any] | None:
 
 
 def _has_prefix(key: str, prefixes: Iterable[str]) -> bool:
-    return any(key == p.rstrip(".") or key.startswith(p if p.endswith(".") else p + ".") for p in prefixes)
+    """Whether ``key`` lies under one of ``prefixes`` (a module path; ``*`` matches any run of characters, e.g.
+    ``"llm.layers.*.base_layer."`` for the frozen weights under LoRA adapters)."""
+    for p in prefixes:
+        if "*" in p:
+            if fnmatch.fnmatchcase(key, p + "*"):
+                return True
+        elif key == p.rstrip(".") or key.startswith(p if p.endswith(".") else p + "."):
+            return True
+    return False
 
 
 def _state_to_save(model: nn.Module, exclude_prefixes: tuple[str, ...], dtype: torch.dtype | None,

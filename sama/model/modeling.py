@@ -240,9 +240,13 @@ class SamaModel(nn.Module):
         """State-dict prefixes restored from the packaged SmolLM2 base rather than saved: its frozen transformer
         layers and final norm. Of the embedding / tied head only the trained new-token rows are saved
         (``backbone.new_token_rows``, see ``SamaBackbone.enable_compact_embeddings``)."""
-        if self.config.llm.kind != "smollm2" or self.config.trainable.llm or self.config.lora.enabled:
+        if self.config.llm.kind != "smollm2" or self.config.trainable.llm:
             return ()
-        return ("backbone.vlm.model.language_model.layers.", "backbone.vlm.model.language_model.norm.")
+        llm = "backbone.vlm.model.language_model."
+        if not self.config.lora.enabled:
+            return (f"{llm}layers.", f"{llm}norm.")
+        # Under LoRA only the adapters are trained: the wrapped base weights and the norms come from SmolLM2.
+        return (f"{llm}layers.*.base_layer.", f"{llm}layers.*layernorm.", f"{llm}norm.")
 
     def save_pretrained(self, directory: str | Path, dtype: str | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (atomic; see ``sama.model.checkpoint``)."""

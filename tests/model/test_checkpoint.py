@@ -220,3 +220,12 @@ def test_grounding_round_trip(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "g", target, config=config).ok
     for key, value in source.state_dict().items():
         assert torch.allclose(value.float(), target.state_dict()[key].float(), atol=2e-2, rtol=1e-2), key
+
+
+def test_excluded_prefixes_accept_wildcards() -> None:
+    from sama.model.checkpoint import _has_prefix
+
+    patterns = ("llm.layers.*.base_layer.", "llm.norm.")
+    assert _has_prefix("llm.layers.3.self_attn.q_proj.base_layer.weight", patterns)
+    assert not _has_prefix("llm.layers.3.self_attn.q_proj.lora_A.default.weight", patterns)
+    assert _has_prefix("llm.norm.weight", patterns) and not _has_prefix("llm.normalizer.weight", patterns)

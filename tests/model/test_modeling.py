@@ -177,6 +177,10 @@ def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path,
     model = SamaModel(SamaConfig.from_name("sama-smol")).eval()
     with torch.no_grad():
         model.backbone.input_embeddings().weight[model.seg_token_id] += 1.0  # a "trained" new-token row
+        assert model.config.lora.enabled  # the preset trains LoRA adapters: they must be saved, the base not
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param += 0.01  # "trained" adapters (lora_B starts at zero)
     batch = model.processor.collate([model.processor(sample)])
     with torch.no_grad():
         torch.manual_seed(5)

@@ -215,14 +215,16 @@ def _crop_of(union: np.ndarray, frame: int, height: int, width: int) -> _Crop | 
 
 
 def _row_words(crop: _Crop, radius: int) -> int:
-    """Words per canvas row: the crop, a replicated image-edge column and ≥ ``radius`` zero bits after the boundary.
+    """Words per canvas row: the crop's bytes, and ≥ ``radius`` zero bits after its boundary plus a spare last bit.
 
     Boundary pixels lie in columns [0, col1 − col0 − 1] of the crop; the dilation reaches ``radius`` further and the
-    replicated column sits at col1 − col0, so both stay clear of the next row's first bit and of the row's last bit
-    (where the east shift brings the next row's first pixel).
+    replicated image-edge column sits at col1 − col0, so both stay clear of the next row's first bit and of the row's
+    last bit (where the east shift brings the next row's first pixel). The crop is copied as whole bytes before it is
+    bit-aligned, so those bytes must fit too.
     """
     span = crop.col1 - crop.col0
-    return -(-max(span + radius, span + 2) // _WORD_BITS)
+    copied_bits = 8 * (-(-crop.col1 // 8) - crop.col0 // 8)
+    return -(-max(span + radius, span + 2, copied_bits) // _WORD_BITS)
 
 
 def _groups(crops: list[_Crop], radius: int) -> Iterable[tuple[list[_Crop], tuple[int, int, int]]]:
@@ -259,31 +261,32 @@ class _Buffers:
         return arrays
 
 
-def _fill_canvas(canvas: np.ndarray, raw: np.ndarray, spill: np.ndarray, packed: tuple[np.ndarray, np.ndarray],
-                 group: list[_Crop], start: int, height: int, width: int) -> None:
+def _fill_canvas(canvas: np.ndarray, spill: np.ndarray, packed: tuple[np.ndarray, np.ndarray], group: list[_Crop],
+                 start: int, height: int, width: int) -> None:
     """Write a group's crops into ``canvas``, bit-aligned so that image column ``col0`` is bit 0 of its row.
 
-    Each crop is copied as whole bytes into ``raw`` (one spare word per row), then shifted right by ``col0 % 8`` bits
-    as one bit string per crop (the spare word absorbs what the next row shifts in). At the image's last row / column
-    seg2bmap compares a pixel with itself, so that row / column is replicated one step further (and its boundary is
-    cleared again in ``_boundary_bits``).
+    Each crop is copied as whole bytes, then every canvas is shifted right by ``col0 % 8`` bits as one bit string and
+    the bits that the next row shifted into a row's last word are cleared. At the image's last row / column seg2bmap
+    compares a pixel with itself, so that row / column is replicated one step further (its boundary is cleared again
+    in ``_boundary_bits``).
     """
-    n = len(group)
-    raw.fill(0)
-    raw_bytes = raw.view(np.uint8)
+    n, words = len(group), canvas.shape[2]
+    canvas.fill(0)
+    canvas_bytes = canvas.view(np.uint8)
     shifts = np.zeros((2 * n, 1), np.uint64)
+    keep = np.zeros((2 * n, 1), np.uint64)  # bits of a row's last word that belong to the crop
     for i, crop in enumerate(group):
         byte0, byte1 = crop.col0 // 8, -(-crop.col1 // 8)
         for k, masks in enumerate(packed):
-            raw_bytes[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[
+            canvas_bytes[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[
                 crop.frame - start, crop.row0 : crop.row1, byte0:byte1]
         shifts[[i, n + i]] = crop.col0 % 8
-    flat, spill = raw.reshape(2 * n, -1), spill.reshape(2 * n, -1)
+        keep[[i, n + i]] = (1 << max(crop.col1 - crop.col0 - _WORD_BITS * (words - 1), 0)) - 1
+    flat, spill = canvas.reshape(2 * n, -1), spill.reshape(2 * n, -1)
     np.left_shift(flat[:, 1:], np.uint64(_WORD_BITS) - shifts, out=spill[:, :-1])  # a shift by 64 gives 0 in numpy
-    spill[:, -1] = 0
     flat >>= shifts
-    flat |= spill
-    canvas[...] = raw[..., :-1]
+    flat[:, :-1] |= spill[:, :-1]
+    canvas[:, :, -1] &= keep
     for i, crop in enumerate(group):
         h = crop.row1 - crop.row0
         for slot in (i, n + i):
@@ -324,47 +327,52 @@ def _boundary_bits(bounds: np.ndarray, canvas: np.ndarray, scratch: np.ndarray, 
                 bounds[slot, :h, col // _WORD_BITS] &= ~np.uint64(1 << (col % _WORD_BITS))
 
 
-def _widen(out: np.ndarray, src: np.ndarray, k: int, scratch: np.ndarray) -> None:
-    """``out = src | src ≪ k | src ≫ k`` on flat bit strings (0 < k < 64), with the carries between words."""
-    up, down = np.uint64(k), np.uint64(_WORD_BITS - k)
-    np.left_shift(src, up, out=out)
-    out |= src
-    np.right_shift(src, up, out=scratch)
-    out |= scratch
-    np.right_shift(src[:-1], down, out=scratch[1:])
-    out[1:] |= scratch[1:]
-    np.left_shift(src[1:], down, out=scratch[:-1])
-    out[:-1] |= scratch[:-1]
-
-
-def _disk_dilate(out: np.ndarray, bounds: np.ndarray, ladder: tuple[np.ndarray, np.ndarray], scratch: np.ndarray,
-                 radius: int) -> None:
+def _disk_dilate(out: np.ndarray, bounds: np.ndarray, phases: list[np.ndarray], wider: np.ndarray,
+                 scratch: np.ndarray, radius: int) -> None:
     """``out`` = dilation of the (N, rows, words) canvases by ``disk(radius)``; outside pixels contribute nothing.
 
-    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²). Horizontal dilations H[w] are built by interval doubling
-    (H[a + k] = H[a] | H[a] ≫ k | H[a] ≪ k is exact for k ≤ 2a + 1), and as soon as H[w] exists it is OR-ed into
-    ``out`` at every row offset ±dy whose half-width is w, so only two ladder buffers are ever alive.
+    Row dy of the disk spans |dx| ≤ isqrt(r² − dy²), so the dilation is the OR over dy of the rows of H[w] shifted by
+    dy, where H[w] = OR of the canvas shifted by −w…w columns. The canvas is shifted by 1…7 bits once (``phases``,
+    with the carries between words); a shift by 8q + s columns is then phase s read q bytes further, so H[w + 1] =
+    H[w] | two byte-offset views, and each H[w] is OR-ed into ``out`` at its row offsets as soon as it exists.
     """
+    flat, spare = bounds.reshape(-1), scratch.reshape(-1)
+    phase_bytes = [flat.view(np.uint8)]
+    for bits, phase in enumerate(phases, start=1):
+        shifted = phase.reshape(-1)
+        np.left_shift(flat, np.uint64(bits), out=shifted)
+        np.right_shift(flat[:-1], np.uint64(_WORD_BITS - bits), out=spare[1:])
+        shifted[1:] |= spare[1:]
+        phase_bytes.append(shifted.view(np.uint8))
+    wide_bytes = wider.reshape(-1).view(np.uint8)
+    np.copyto(wide_bytes, phase_bytes[0])
+
+    def add_shift(columns: int) -> None:  # H |= canvas shifted by ``columns`` (towards higher columns if > 0)
+        offset, bits = divmod(columns, 8)
+        source = phase_bytes[bits]
+        if offset > 0:
+            wide_bytes[offset:] |= source[:-offset]
+        elif offset < 0:
+            wide_bytes[:offset] |= source[-offset:]
+        else:
+            np.bitwise_or(wide_bytes, source, out=wide_bytes)
+
     offsets_by_width: dict[int, list[int]] = {}
     for dy in range(radius + 1):
         offsets_by_width.setdefault(math.isqrt(radius * radius - dy * dy), []).append(dy)
     out.fill(0)
-    current, reach = bounds, 0
-    spare = list(ladder)
-    for width in sorted(offsets_by_width):
-        while reach < width:
-            step = min(width - reach, 2 * reach + 1)
-            wider = spare.pop()
-            _widen(wider.reshape(-1), current.reshape(-1), step, scratch.reshape(-1))
-            if current is not bounds:
-                spare.append(current)
-            current, reach = wider, reach + step
-        for dy in offsets_by_width[width]:
+    reach = 0
+    for half_width in sorted(offsets_by_width):
+        while reach < half_width:
+            reach += 1
+            add_shift(reach)
+            add_shift(-reach)
+        for dy in offsets_by_width[half_width]:
             if dy == 0:
-                out |= current
+                out |= wider
             else:
-                out[:, :-dy] |= current[:, dy:]
-                out[:, dy:] |= current[:, :-dy]
+                out[:, :-dy] |= wider[:, dy:]
+                out[:, dy:] |= wider[:, :-dy]
 
 
 def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
@@ -380,15 +388,14 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
         crops = [c for t in range(start, stop) if (c := _crop_of(union[t - start], t, height, width)) is not None]
         for group, shape in _groups(crops, radius):
             n = len(group)
-            raw, spill, canvas, bounds, dilated, low, high, scratch = buffers.get(
-                *[(*shape[:2], shape[2] + 1)] * 2, *[shape] * 6)
-            _fill_canvas(canvas, raw, spill, packed, group, start, height, width)
+            canvas, bounds, dilated, wider, scratch, *phases = buffers.get(*[shape] * 12)
+            _fill_canvas(canvas, scratch, packed, group, start, height, width)
             _boundary_bits(bounds, canvas, scratch, group, height, width)
-            _disk_dilate(dilated, bounds, (low, high), scratch, radius)
-            counts = np.bitwise_count(bounds).sum(axis=(1, 2), dtype=np.int64)
+            _disk_dilate(dilated, bounds, phases, wider, scratch, radius)
+            counts = np.bitwise_count(bounds).reshape(2 * n, -1).sum(axis=1, dtype=np.int64)
             np.bitwise_and(bounds[:n], dilated[n:], out=scratch[:n])  # prediction boundary near the GT boundary
             np.bitwise_and(bounds[n:], dilated[:n], out=scratch[n:])  # GT boundary near the prediction boundary
-            matches = np.bitwise_count(scratch).sum(axis=(1, 2), dtype=np.int64)
+            matches = np.bitwise_count(scratch).reshape(2 * n, -1).sum(axis=1, dtype=np.int64)
             for i, crop in enumerate(group):
                 out[crop.frame] = _f_from_counts(int(counts[i]), int(counts[n + i]), int(matches[i]),
                                                  int(matches[n + i]))
