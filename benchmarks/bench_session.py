@@ -182,17 +182,25 @@ def memory_child(preset: str, frames: int, objects: int, threads: int, queue: An
     model = build_model(preset)
     fixed_length_answers(model, 2)
 
-    def grounded_answer(length: int) -> int:
+    from sama.data.masks import rle_encode
+
+    def grounded_answer(length: int, report_every: int = 0) -> int:
+        """Propagate K [SEG] masks over every frame, keeping compact RLEs (what ``sama predict`` stores)."""
         session = ChatSession(model, LazyVideo(length), max_new_tokens=2)
         turn = session.ask("Which objects can you see?")
         turn.seg_hidden = torch.randn(objects, model.config.llm.hidden_size)  # as if K [SEG] were generated
-        rles = turn.rles()  # propagate over every frame, keep compact RLEs (what `sama predict` stores)
+        rles: list[list[Any]] = [[] for _ in range(objects)]
+        for index, masks in turn.iter_masks():
+            for k, mask in enumerate(masks):
+                rles[k].append(rle_encode(mask) if mask.any() else None)
+            if report_every and (index + 1) % report_every == 0:  # partial results survive an interrupted run
+                print(f"  [{length} frames] {index + 1} done, peak RSS {peak_rss_kib() / 1024:.0f} MiB", flush=True)
         return sum(r is not None for per_object in rles for r in per_object)
 
     grounded_answer(20)
     baseline = peak_rss_kib()
     start = time.perf_counter()
-    nonempty = grounded_answer(frames)
+    nonempty = grounded_answer(frames, report_every=max(frames // 10, 1) if frames >= 1000 else 0)
     queue.put({"frames": frames, "rss_baseline_mib": baseline / 1024, "rss_peak_mib": peak_rss_kib() / 1024,
                "rss_growth_mib": (peak_rss_kib() - baseline) / 1024, "seconds": time.perf_counter() - start,
                "nonempty_masks": nonempty})

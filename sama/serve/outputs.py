@@ -17,6 +17,7 @@ from sama.data.masks import rle_decode
 from sama.data.video import Video
 
 OVERLAY_FPS = 8.0  # playback rate of the overlay GIF / MP4 (display only)
+MIN_DISPLAY_SIDE = 288  # overlays of smaller videos are upscaled to about this long side (display only)
 
 
 @dataclass
@@ -67,17 +68,29 @@ def write_object_masks(obj: GroundedObject, out_dir: str | Path, index: int, hei
     return [json_path, *written]
 
 
+def display_scale(height: int, width: int) -> int:
+    """Integer upscaling that keeps the overlay labels readable on small videos (≥ MIN_DISPLAY_SIDE px)."""
+    return max(1, -(-MIN_DISPLAY_SIDE // max(height, width)))
+
+
+def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    return image if scale == 1 else image.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
 def write_overlays(video: Video, objects: Sequence[GroundedObject], out_dir: str | Path, name: str = "overlay",
                    fps: float = OVERLAY_FPS) -> list[Path]:
-    """``<name>.gif`` and ``<name>.mp4``: every frame with each object in its own colour and its label."""
+    """``<name>.gif`` and ``<name>.mp4``: every frame with each object in its own colour and its label (small
+    videos are upscaled, nearest neighbour, so the labels stay readable)."""
     from sama.viz import overlay, write_gif, write_mp4
 
     out_dir = Path(out_dir)
     h, w = video.height, video.width
+    scale = display_scale(h, w)
     labels = [obj.label for obj in objects]
     frames = []
     for t, frame in enumerate(video.iter_frames()):
-        masks = [obj.frame_mask(t, h, w) for obj in objects]
+        masks = [_upscale(obj.frame_mask(t, h, w), scale) for obj in objects]
+        frame = _upscale(frame, scale)
         frames.append(overlay(frame, masks, labels) if objects else frame)
     return [write_gif(frames, out_dir / f"{name}.gif", fps=fps), write_mp4(frames, out_dir / f"{name}.mp4", fps=fps)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", default=None, help="shortcut for --set output_dir=DIR")
     parser.set_defaults(func=run_train)
 
+    warm = subparsers.add_parser(
+        "warmup-sam2",
+        help="teach a random SAM2 to segment box/click prompts on a dataset's masks (a start for small presets)",
+        description="SAMA starts from a pretrained SAM2; for presets whose SAM2 is random (sama-smol), train SAM2 "
+        "alone on box / point prompts, then start `sama train` from the result with --set model.init_from=OUT.",
+    )
+    warm.add_argument("--preset", default="sama-smol", help="model preset (default sama-smol)")
+    warm.add_argument("--data", type=Path, required=True, help="SAMA-format dataset folder (e.g. `sama data synth`)")
+    warm.add_argument("--split", default="train", help="split to read (<split>.json + <split>_mask_dict.json)")
+    warm.add_argument("--out", type=Path, required=True, help="output folder (a save_pretrained checkpoint)")
+    warm.add_argument("--steps", type=int, default=1500)
+    warm.add_argument("--lr", type=float, default=1e-3)
+    warm.add_argument("--frames-per-step", type=int, default=8)
+    warm.add_argument("--seed", type=int, default=0)
+    warm.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    warm.set_defaults(func=run_warmup)
+
 
 def run_train(args: argparse.Namespace) -> int:
     from sama.train.config import load_config
@@ -51,4 +69,20 @@ def run_train(args: argparse.Namespace) -> int:
             f"trained {result.steps} steps, final loss {loss}; log {result.log_path}; "
             f"checkpoint {result.last_checkpoint}"
         )
+    return 0
+
+
+def run_warmup(args: argparse.Namespace) -> int:
+    import torch
+
+    import sama
+    from sama.train.sam2_warmup import warmup_sam2
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = sama.create_model(args.preset)
+    result = warmup_sam2(model, args.data, args.out, steps=args.steps, split=args.split,
+                         frames_per_step=args.frames_per_step, lr=args.lr, seed=args.seed)
+    print(f"SAM2 warm-up: {result.steps} steps in {result.seconds:.0f} s, loss {result.first_loss:.3f} -> "
+          f"{result.last_loss:.3f}; wrote {args.out} (use --set model.init_from={args.out})")
     return 0

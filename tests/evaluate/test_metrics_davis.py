@@ -173,6 +173,42 @@ def test_packed_canvas_matches_per_frame_path_across_chunks() -> None:
     np.testing.assert_allclose(davis.db_eval_boundary(gt, pred, bound_th=3), per_frame, atol=1e-12)
 
 
+@pytest.mark.parametrize(("height", "width", "radius"), [(9, 63, 5), (12, 64, 8), (7, 65, 17), (10, 129, 30),
+                                                      (5, 200, 63)])
+def test_packed_path_exact_at_word_boundaries_and_radii(height: int, width: int, radius: int) -> None:
+    """Crops starting at every bit offset, touching every image edge, spanning word boundaries, radius 1…63."""
+    rng = np.random.default_rng(height * width + radius)
+    frames = 24
+    gt = np.zeros((frames, height, width), bool)
+    pred = np.zeros_like(gt)
+    for t in range(frames):
+        x0 = t % 9 if t % 3 else int(rng.integers(0, width))  # every col0 % 8, plus random starts
+        x1 = width if t % 4 == 0 else int(rng.integers(x0 + 1, width + 1))  # some crops reach the right edge
+        y0, y1 = (0, height) if t % 5 == 0 else (int(rng.integers(0, height)), height if t % 2 else height - 1)
+        gt[t, y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
+        pred[t] = np.roll(gt[t], int(rng.integers(-radius - 2, radius + 3)), axis=1) ^ (rng.random((height, width)) < 0.03)
+    fast = davis.db_eval_boundary(gt, pred, bound_th=radius)
+    plain = [_reference_dilation_f(gt[t], pred[t], radius) for t in range(frames)]
+    np.testing.assert_allclose(fast, plain, atol=1e-12)
+
+
+def test_packed_groups_mix_tiny_and_full_frame_crops() -> None:
+    """More frames than one packing chunk, with crop sizes that force several canvas groups of different shapes."""
+    rng = np.random.default_rng(11)
+    frames = 40
+    gt = np.zeros((frames, 90, 300), bool)
+    pred = np.zeros_like(gt)
+    for t in range(frames):
+        if t % 3 == 0:
+            gt[t] = rng.random((90, 300)) < 0.5  # full-frame noise
+        elif t % 3 == 1:
+            gt[t, 40:43, 150:152] = True  # a few pixels
+        pred[t] = np.roll(gt[t], (int(rng.integers(-2, 3)), int(rng.integers(-4, 5))), axis=(0, 1))
+    fast = davis.db_eval_boundary(gt, pred, bound_th=4)
+    plain = [_reference_dilation_f(gt[t], pred[t], 4) for t in range(frames)]
+    np.testing.assert_allclose(fast, plain, atol=1e-12)
+
+
 def test_large_radius_falls_back_to_opencv_dilation() -> None:
     rng = np.random.default_rng(5)
     gt = rng.random((2, 30, 200)) < 0.3

@@ -154,6 +154,8 @@ def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_
     assert dialogue["turns"][1]["kind"] == "followup_colour" and dialogue["turns"][2]["kind"] == "objects"
     for name in ("overlay.gif", "overlay.mp4", "example.gif", "example.mp4", "ground_truth/overlay.gif"):
         assert (demo / name).stat().st_size > 0, name
+    with Image.open(demo / "overlay.gif") as gif:
+        assert gif.size == (288, 288) and gif.n_frames == 24  # 96x96 upscaled 3x so the labels stay readable
     assert len(list((demo / "turn1").glob("object_*.json"))) == 2  # one RLE JSON per grounded object
     assert len(list((demo / "turn3" / "object_0_thing-0").glob("*.png"))) == 24  # a PNG per frame
     gt = sorted((demo / "ground_truth").glob("object_*.json"))
@@ -172,3 +174,11 @@ def test_demo_box_comes_from_the_ground_truth() -> None:
     assert turns[1].expected == f"It is {scene.objects[target].colour}."
     with pytest.raises(Exception, match="--seed must be a non-negative integer"):
         demo_scene(-1)
+
+
+def test_display_scale_only_enlarges_small_videos() -> None:
+    from sama.serve.outputs import MIN_DISPLAY_SIDE, display_scale, slug
+
+    assert MIN_DISPLAY_SIDE == 288
+    assert (display_scale(96, 96), display_scale(24, 32), display_scale(720, 1280)) == (3, 9, 1)
+    assert slug("The <red> circle!") == "the-red-circle" and slug("???") == "object"

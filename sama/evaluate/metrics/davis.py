@@ -4,10 +4,12 @@ Values are identical to ``davisvideochallenge/davis2017-evaluation:davis2017/met
 frame against the reference on ~500 random/structured masks incl. real DAVIS result masks, and pinned by
 ``tests/evaluate/fixtures/davis_reference.json``), but F does far less work than two full-frame dilations per frame:
 
-- each frame is cropped to the bounding box of both masks plus one pixel (empty frames cost one scan);
-- the crops of up to 32 frames are bit-packed (64 px per uint64) side by side on one canvas, and the boundary map and
-  the disk dilation {x² + y² ≤ r²} (identical to ``skimage.morphology.disk``) run as word-wide shifts and ORs over
-  the whole canvas: horizontal dilations by each row half-width of the disk, then OR-ed over the row offsets;
+- frames are bit-packed once (64 px per uint64) and each is cropped, to the bit, to the bounding box of both masks
+  plus one pixel (empty frames cost only the packing);
+- the crops of a group of similar-sized frames are stacked into one canvas and the boundary map (seg2bmap) and the
+  disk dilation {x² + y² ≤ r²} (identical to ``skimage.morphology.disk``) run as whole-canvas word-wide shifts, ORs
+  and byte-offset views: the canvas is shifted by 1…7 bits once, every wider horizontal run is then one OR with a
+  byte-offset view, and the runs are OR-ed over the disk's row offsets;
 - boundary matches are popcounts. Radii ≥ 64 px fall back to per-frame ``cv2.dilate`` on the crop.
 
 Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2) and a process-pool helper.
@@ -202,16 +204,23 @@ class _Crop(NamedTuple):
     col1: int
 
 
-def _crop_of(union: np.ndarray, frame: int, height: int, width: int) -> _Crop | None:
-    """Bit-exact crop of one frame from the packed union (H, ⌈W/8⌉) of both masks; ``None`` when both are empty."""
-    x, y, w, h = cv2.boundingRect(union)  # in bytes (8 px) along x
-    if w == 0:
-        return None
-    first = int(np.bitwise_or.reduce(union[y : y + h, x]))  # OR over rows of the first and last non-zero byte
-    last = int(np.bitwise_or.reduce(union[y : y + h, x + w - 1]))
-    x_first = 8 * x + (first & -first).bit_length() - 1
-    x_last = 8 * (x + w - 1) + last.bit_length() - 1
-    return _Crop(frame, max(y - 1, 0), min(y + h + 1, height), max(x_first - 1, 0), min(x_last + 2, width))
+def _crops(union: np.ndarray, start: int, height: int, width: int) -> list[_Crop]:
+    """Bit-exact crops of the frames of the packed union (frames, H, ⌈W/8⌉) of both masks that are not empty."""
+    frames, _, num_bytes = union.shape
+    row_sums = cv2.reduce(union.reshape(frames * height, num_bytes), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    occupied = row_sums.reshape(frames, height) > 0
+    crops = []
+    for t in np.flatnonzero(occupied.any(axis=1)):
+        rows = np.flatnonzero(occupied[t])
+        row0, row1 = int(rows[0]), int(rows[-1])
+        columns = np.bitwise_or.reduce(union[t, row0 : row1 + 1], axis=0)  # OR over rows, per byte (8 columns)
+        used = np.flatnonzero(columns)
+        first, last = int(columns[used[0]]), int(columns[used[-1]])
+        col0 = 8 * int(used[0]) + (first & -first).bit_length() - 1
+        col1 = 8 * int(used[-1]) + last.bit_length() - 1
+        crops.append(_Crop(start + int(t), max(row0 - 1, 0), min(row1 + 2, height), max(col0 - 1, 0),
+                           min(col1 + 2, width)))
+    return crops
 
 
 def _row_words(crop: _Crop, radius: int) -> int:
@@ -265,28 +274,24 @@ def _fill_canvas(canvas: np.ndarray, spill: np.ndarray, packed: tuple[np.ndarray
                  start: int, height: int, width: int) -> None:
     """Write a group's crops into ``canvas``, bit-aligned so that image column ``col0`` is bit 0 of its row.
 
-    Each crop is copied as whole bytes, then every canvas is shifted right by ``col0 % 8`` bits as one bit string and
-    the bits that the next row shifted into a row's last word are cleared. At the image's last row / column seg2bmap
-    compares a pixel with itself, so that row / column is replicated one step further (its boundary is cleared again
-    in ``_boundary_bits``).
+    Each crop is copied as whole bytes, then every canvas is shifted right by ``col0 % 8`` bits as one bit string. The
+    bits that this moves from a row into the end of the previous row are image columns left of ``col0``, which are
+    empty in both masks. At the image's last row / column seg2bmap compares a pixel with itself, so that row / column
+    is replicated one step further (its boundary is cleared again in ``_boundary_bits``).
     """
-    n, words = len(group), canvas.shape[2]
+    n = len(group)
     canvas.fill(0)
     canvas_bytes = canvas.view(np.uint8)
-    shifts = np.zeros((2 * n, 1), np.uint64)
-    keep = np.zeros((2 * n, 1), np.uint64)  # bits of a row's last word that belong to the crop
     for i, crop in enumerate(group):
         byte0, byte1 = crop.col0 // 8, -(-crop.col1 // 8)
         for k, masks in enumerate(packed):
             canvas_bytes[k * n + i, : crop.row1 - crop.row0, : byte1 - byte0] = masks[
                 crop.frame - start, crop.row0 : crop.row1, byte0:byte1]
-        shifts[[i, n + i]] = crop.col0 % 8
-        keep[[i, n + i]] = (1 << max(crop.col1 - crop.col0 - _WORD_BITS * (words - 1), 0)) - 1
+    shifts = np.array([c.col0 % 8 for c in group] * 2, np.uint64)[:, None]
     flat, spill = canvas.reshape(2 * n, -1), spill.reshape(2 * n, -1)
     np.left_shift(flat[:, 1:], np.uint64(_WORD_BITS) - shifts, out=spill[:, :-1])  # a shift by 64 gives 0 in numpy
     flat >>= shifts
     flat[:, :-1] |= spill[:, :-1]
-    canvas[:, :, -1] &= keep
     for i, crop in enumerate(group):
         h = crop.row1 - crop.row0
         for slot in (i, n + i):
@@ -385,7 +390,7 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
         packed = (np.packbits(fg[start:stop], axis=-1, bitorder="little"),
                   np.packbits(gt[start:stop], axis=-1, bitorder="little"))
         union = packed[0] | packed[1]
-        crops = [c for t in range(start, stop) if (c := _crop_of(union[t - start], t, height, width)) is not None]
+        crops = _crops(union, start, height, width)
         for group, shape in _groups(crops, radius):
             n = len(group)
             canvas, bounds, dilated, wider, scratch, *phases = buffers.get(*[shape] * 12)
