@@ -321,3 +321,4 @@ def test_map_videos_process_pool_keeps_order() -> None:
     serial = davis.map_videos(_score_video, range(4), workers=1)
     parallel = davis.map_videos(_score_video, range(4), workers=2)
     assert serial == parallel and len(serial) == 4
+

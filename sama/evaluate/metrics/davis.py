@@ -18,6 +18,7 @@ Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2)
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -611,11 +612,15 @@ def ref_davis_annotator_protocol(
 def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> list[R]:
     """``[fn(item) for item in items]`` in input order, over a process pool when ``workers > 1``.
 
-    ``fn`` must be picklable (a module-level function). Each worker runs OpenCV single-threaded.
+    ``fn`` must be picklable (a module-level function of an importable module or of the main script). Workers are
+    started by a fork server (spawned where there is none), never forked from the caller: a fork after OpenCV has
+    started its thread pool can deadlock the child. Each worker runs OpenCV single-threaded.
     """
     seq = list(items)
     if workers <= 1 or len(seq) <= 1:
         return [fn(item) for item in seq]
-    with ProcessPoolExecutor(max_workers=workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                             initializer=cv2.setNumThreads, initargs=(1,)) as pool:
         return list(pool.map(fn, seq, chunksize=max(1, len(seq) // (workers * 4))))
 
