@@ -40,6 +40,7 @@ class VisionConfig:
     intermediate_size: int = 4096  # InternViT-300M-448px MLP width
     downsample_ratio: float = 0.5  # SAMA.md §1.1: pixel-shuffle ratio 0.5 → 16×16 grid, 256 tokens
     layer_scale_init_value: float = 0.1  # InternViT layer scale
+    qkv_bias: bool = True  # InternViT-300M-448px: qkv_bias=True (the official checkpoints carry attn.qkv.bias)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -376,7 +377,7 @@ def _sama_smol() -> SamaConfig:
     # Real SmolLM2-135M-Instruct (DEPENDENCIES.md §3: Llama, hidden 576, 30 layers, vocab 49152) + small random
     # towers sized to train on 2 CPU cores: 112 px / patch 14 → 8×8 → pixel shuffle → 16 tokens per frame.
     vision = VisionConfig(image_size=112, patch_size=14, hidden_size=192, num_layers=4, num_heads=3,
-                          intermediate_size=768)
+                          intermediate_size=768, qkv_bias=False)
     llm = LLMConfig(kind="smollm2", hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
                     intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192, rope_theta=100000.0,
                     rms_norm_eps=1e-5, tie_word_embeddings=True, chat_template="smollm2_chat", max_length=2048)
@@ -405,7 +406,7 @@ def _sama_smol() -> SamaConfig:
 def _sama_tiny() -> SamaConfig:
     # Random everything, milliseconds per step: 56 px / patch 14 → 4×4 → 2×2 = 4 tokens per frame.
     vision = VisionConfig(image_size=56, patch_size=14, hidden_size=32, num_layers=1, num_heads=2,
-                          intermediate_size=64)
+                          intermediate_size=64, qkv_bias=False)
     llm = LLMConfig(kind="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
                     vocab_size=49152, max_position_embeddings=4096, rope_theta=10000.0, rms_norm_eps=1e-5,
                     tie_word_embeddings=True, chat_template="smollm2_chat", max_length=4096)

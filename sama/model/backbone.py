@@ -135,6 +135,7 @@ def internvl_config(config: SamaConfig, image_token_id: int = 0) -> Any:
         hidden_size=v.hidden_size, num_hidden_layers=v.num_layers, num_attention_heads=v.num_heads,
         intermediate_size=v.intermediate_size, image_size=[v.image_size, v.image_size],
         patch_size=[v.patch_size, v.patch_size], layer_scale_init_value=v.layer_scale_init_value,
+        attention_bias=v.qkv_bias,
     )
     return T.InternVLConfig(
         vision_config=vision, text_config=_text_config(config), image_token_id=image_token_id,

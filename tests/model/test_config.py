@@ -14,6 +14,7 @@ def test_paper_numbers_are_the_defaults() -> None:
     assert (s.sparse_interval, s.max_frames, s.min_frames, s.num_dense) == (3, 32, 8, 5)  # SAMA.md §1.2
     assert s.dense_policy == "train_bins"
     assert (config.vision.image_size, config.vision.patch_size, config.vision.tokens_per_frame) == (448, 14, 256)
+    assert config.vision.qkv_bias  # InternViT-300M-448px attention has a qkv bias
     assert (a.spatial_num_queries, a.spatial_num_layers, a.qformer_hidden_size) == (32, 12, 768)  # §1.3
     assert (a.spatial_cross_attention_freq, a.spatial_encoder_width) == (2, 1408)
     assert (a.temporal_num_layers, a.temporal_num_queries, a.temporal_window_tokens) == (2, 32, 512)

@@ -100,12 +100,12 @@ def test_generate_returns_text_and_seg_states(tiny_model, sample) -> None:
 
 
 # Parameter counts of the paper presets, built on the meta device. Derivation of the components:
-#   InternViT-300M-448px 303,938,560 (24 × 1024-d layers, 1025 positions, patch 14, layer scale);
+#   InternViT-300M-448px 304,012,288 (24 × 1024-d layers with qkv bias, 1025 positions, patch 14, layer scale);
 #   LLM = Qwen2.5-0.5B 494,032,768 / Qwen2.5-3B 3,085,938,688 (public counts, vocab 151936, tied) minus the
 #   (151936 − 151674) unused rows × C of InternVL2.5's vocabulary; InternLM2.5-7B 7,737,708,544 (vocab 92544, untied)
 #   plus 9 InternVL rows × 4096 × 2; SAM2 Hiera-L 224,446,642 (transformers Sam2VideoModel, ≈ the 224.4M of
 #   sam2_hiera_large); the aggregator/prompt/[SEG] heads follow from their layer shapes (checked by _llm_params).
-PAPER_SIZES = {"sama-1b": 1_221_120_178, "sama-4b": 3_843_554_098, "sama-8b": 8_590_064_434}
+PAPER_SIZES = {"sama-1b": 1_221_193_906, "sama-4b": 3_843_627_826, "sama-8b": 8_590_138_162}
 
 
 def _llm_params(c, vocab: int, tied: bool) -> int:
@@ -125,7 +125,7 @@ def test_paper_presets_on_meta_device(name: str) -> None:
     count = sum(p.numel() for p in model.parameters())
     assert count == PAPER_SIZES[name]
     vit = sum(p.numel() for p in model.backbone.vision_tower.parameters())
-    assert vit == 303_938_560
+    assert vit == 304_012_288
     llm = sum(p.numel() for p in model.backbone.language_model.parameters())
     vocab = model.backbone.vlm.lm_head.weight.shape[0]
     tied = config.llm.tie_word_embeddings
