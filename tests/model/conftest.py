@@ -46,3 +46,9 @@ def sample() -> TrainingSample:
 def sample_factory():
     """The ``make_sample`` builder, for tests that need several samples."""
     return make_sample
+
+
+@pytest.fixture(scope="module")
+def module_sample() -> TrainingSample:
+    """The default sample, for module-scoped fixtures."""
+    return make_sample()

@@ -73,10 +73,8 @@ def _outputs(model: SamaModel, sample, propagate: bool = True) -> tuple[torch.Te
 
 
 @pytest.fixture(scope="module")
-def source_outputs(source):
-    from conftest import make_sample
-
-    return _outputs(source, make_sample())
+def source_outputs(source, module_sample):
+    return _outputs(source, module_sample)
 
 
 # -- independent official names ------------------------------------------------------------------------------------

@@ -619,8 +619,12 @@ def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> li
     seq = list(items)
     if workers <= 1 or len(seq) <= 1:
         return [fn(item) for item in seq]
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])  # workers fork from a server that has imported this module
+    else:
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=cv2.setNumThreads,
+                             initargs=(1,)) as pool:
         return list(pool.map(fn, seq, chunksize=max(1, len(seq) // (workers * 4))))
 
