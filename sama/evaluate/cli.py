@@ -28,6 +28,8 @@ def _common(parser: argparse.ArgumentParser, *, needs_out: bool = True) -> None:
                         "of stopping (always reported in the summary)")
     parser.add_argument("--workers", type=int, default=1, help="processes for J/F (RVOS benchmarks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="with a model: bound on generated tokens per answer (default: the adapter's)")
 
 
 def _text_options(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +115,8 @@ def _settings(args: argparse.Namespace) -> Any:
     return RunSettings(data=args.data, pred=args.pred, out=args.out, model=args.model,
                        shard=parse_shard(args.shard) if args.shard else None, lenient=args.lenient,
                        missing_as_zero=getattr(args, "missing_as_zero", False),
-                       progress=not args.no_progress)
+                       progress=not args.no_progress,
+                       model_options={"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {})
 
 
 def _judge(args: argparse.Namespace) -> Any:

@@ -192,3 +192,12 @@ def test_dialogue_mode_is_stamped_and_checked(bench: Path, tmp_path: Path, capsy
     code, _, err = run(["sama-bench-g", "--data", str(bench), "--pred", str(pred), "--out", str(tmp_path / "h"),
                         "--dialogue", "history", *FAST], capsys)
     assert code == 2 and "was produced with dialogue='independent' but this run uses dialogue='history'" in err
+
+
+def test_max_new_tokens_reaches_the_model_options(tmp_path) -> None:
+    from sama.cli import build_parser
+    from sama.evaluate.cli import _settings
+
+    args = build_parser().parse_args(["evaluate", "mevis", "--data", str(tmp_path), "--pred", str(tmp_path / "p.jsonl"),
+                                      "--out", str(tmp_path / "o"), "--model", "sama-tiny", "--max-new-tokens", "7"])
+    assert _settings(args).model_options == {"max_new_tokens": 7}
