@@ -108,6 +108,9 @@ class PromptConfig:
     shape_mlp_hidden: int = 1024  # SAMA.md §1.4: MLP(12544, 1024, C, num_layers=3)
     shape_mlp_layers: int = 3  # SAMA.md §1.4
     ref_mask_mode: RefMaskMode = "box"  # SAMA.md §1.4/§7.3: prompt masks are box-ified ("raw" = Bench-C behaviour)
+    # SAMA.md §1.4: prompt masks reach the token grid by nearest resizing (16×16 at 448 px). On a small grid (4×4 in
+    # sama-smol) nearest sampling drops small objects entirely; "area" keeps each cell's covered fraction.
+    grid_resize: Literal["nearest", "area"] = "nearest"
     region_frame: Literal["first_nonempty"] = "first_nonempty"  # SAMA.md §7.4: deterministic region frame
 
     @property
@@ -386,7 +389,8 @@ def _sama_smol() -> SamaConfig:
                                   temporal_num_layers=1, temporal_num_queries=8, temporal_window_tokens=64,
                                   text_max_length=64)
     llm.seg_request = "never"  # a chat user gives no hint; the synthetic world's question kind decides grounding
-    prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128)
+    # 4×4 token grid: nearest resizing would drop ~46 % of the synthetic world's referred objects (measured).
+    prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128, grid_resize="area")
     sampling = SamplingConfig(max_frames=8, min_frames=4)
     loss = LossConfig(num_points=1024)
     sam2 = _small_sam2(image_size=256, embed=16, hidden=128)

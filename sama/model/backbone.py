@@ -184,7 +184,7 @@ class SamaBackbone(nn.Module):
             self.vlm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
         self._row_hooks: list[Any] = []
         self.lora_enabled = False
-        self.compact_embeddings = False  # see enable_compact_embeddings
+        self.compact_embeddings = False  # True while SamaModel.save_pretrained writes only the new-token rows
         self.register_state_dict_post_hook(_compact_state_dict)
         self.register_load_state_dict_pre_hook(_expand_state_dict)
 
@@ -267,11 +267,6 @@ class SamaBackbone(nn.Module):
             mask = torch.zeros(param.shape[0], 1, dtype=param.dtype, device=param.device)
             mask[ids.to(param.device)] = 1.0
             self._row_hooks.append(param.register_hook(lambda grad, m=mask: grad * m.to(grad.dtype)))
-
-    def enable_compact_embeddings(self) -> None:
-        """Save only the special-token rows of the embedding / LM head (key ``new_token_rows``): the other rows are
-        the packaged base LLM's, restored on load. For a frozen SmolLM2 this cuts a checkpoint by ~110 MB."""
-        self.compact_embeddings = True
 
     def enable_lora(self, rank: int, alpha: int, dropout: float, target_modules: tuple[str, ...]) -> None:
         """Wrap the LLM's attention projections with LoRA adapters (peft)."""

@@ -85,8 +85,6 @@ class SamaModel(nn.Module):
                     param.requires_grad_(True)
         if t.new_token_rows and not t.llm:
             self.backbone.enable_new_token_rows()
-        if self.base_parameter_prefixes():
-            self.backbone.enable_compact_embeddings()
         self.aggregator.requires_grad_(t.aggregator)
         self.prompt_encoder.requires_grad_(t.prompt_encoder)
         self.grounding.seg_proj.requires_grad_(t.seg_projection)
@@ -239,7 +237,7 @@ class SamaModel(nn.Module):
     def base_parameter_prefixes(self) -> tuple[str, ...]:
         """State-dict prefixes restored from the packaged SmolLM2 base rather than saved: its frozen transformer
         layers and final norm. Of the embedding / tied head only the trained new-token rows are saved
-        (``backbone.new_token_rows``, see ``SamaBackbone.enable_compact_embeddings``)."""
+        (``backbone.new_token_rows``, written by :meth:`save_pretrained`)."""
         if self.config.llm.kind != "smollm2" or self.config.trainable.llm:
             return ()
         llm = "backbone.vlm.model.language_model."
@@ -252,8 +250,14 @@ class SamaModel(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` (atomic; see ``sama.model.checkpoint``)."""
         from sama.model.checkpoint import save_checkpoint
 
-        return save_checkpoint(directory, self, self.config, exclude_prefixes=self.base_parameter_prefixes(),
-                               dtype=dtype)
+        excluded = self.base_parameter_prefixes()
+        # Of the embedding / tied head only the new-token rows are written when the rest is the packaged base; the
+        # compact form is used for the file only, so state_dict() keeps real parameter names (DCP, optimisers).
+        self.backbone.compact_embeddings = bool(excluded)
+        try:
+            return save_checkpoint(directory, self, self.config, exclude_prefixes=excluded, dtype=dtype)
+        finally:
+            self.backbone.compact_embeddings = False
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, allow_pickle: bool = False) -> SamaModel:

@@ -135,7 +135,8 @@ class SamaProcessor:
         size = self.config.prompts.shape_mask_size
         grids, shapes, frames = [], [], []
         for volume in ref_volumes:
-            g, s, f = prompt_masks(volume, dense, grid, size, self.config.prompts.ref_mask_mode)
+            g, s, f = prompt_masks(volume, dense, grid, size, self.config.prompts.ref_mask_mode,
+                                   self.config.prompts.grid_resize)
             grids.append(g)
             shapes.append(s)
             frames.append(f)

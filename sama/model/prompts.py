@@ -13,7 +13,7 @@ from torch import nn
 
 from sama.config import SamaConfig
 from sama.data.masks import box_mask
-from sama.errors import DataError
+from sama.errors import ConfigError, DataError
 from sama.model.aggregator import MLP, mask_pooling
 
 
@@ -87,11 +87,13 @@ def _frame(frame: int, num_frames: int) -> int:
 
 
 def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: int, shape_size: int,
-                 mode: str = "box") -> tuple[torch.Tensor, torch.Tensor, int]:
+                 mode: str = "box", grid_resize: str = "nearest") -> tuple[torch.Tensor, torch.Tensor, int]:
     """One object's (T_s, H, W) mask → its (grid, grid) and (shape, shape) prompt masks on the region frame.
 
-    Masks are box-ified when ``mode == "box"`` (SAMA.md §1.4), resized nearest, taken on the dense frames; the
-    region frame is the first dense frame whose grid mask is non-empty, else 0 (SAMA.md §7.4).
+    Masks are box-ified when ``mode == "box"`` (SAMA.md §1.4) and taken on the dense frames; the grid mask is resized
+    nearest (the release) or by ``grid_resize="area"`` (each cell's covered fraction, so small objects survive a
+    coarse grid), the shape mask nearest. The region frame is the first dense frame whose grid mask is non-empty,
+    else 0 (SAMA.md §7.4).
 
     Returns:
         (grid mask float (g, g), shape mask float (s, s), region frame as a position in ``dense_positions``).
@@ -100,7 +102,9 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
     if mode == "box":
         dense = box_mask(dense)
     tensor = torch.from_numpy(dense).float().unsqueeze(1)  # (n_dense, 1, H, W)
-    grid = F.interpolate(tensor, size=(grid_size, grid_size), mode="nearest")[:, 0]
+    if grid_resize not in ("nearest", "area"):
+        raise ConfigError(f"prompts.grid_resize must be 'nearest' or 'area', got {grid_resize!r}")
+    grid = F.interpolate(tensor, size=(grid_size, grid_size), mode=grid_resize)[:, 0]
     shape = F.interpolate(tensor, size=(shape_size, shape_size), mode="nearest")[:, 0]
     nonempty = (grid.flatten(1).sum(1) > 0).nonzero()
     frame = int(nonempty[0]) if nonempty.numel() else 0

@@ -152,7 +152,7 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_model, sample, tmp_pa
 
 def test_compact_embeddings_keep_only_new_token_rows(tiny_model) -> None:
     backbone = tiny_model.backbone
-    backbone.enable_compact_embeddings()
+    backbone.compact_embeddings = True
     try:
         state = tiny_model.state_dict()
         rows = state["backbone.new_token_rows"]

@@ -8,7 +8,7 @@ import torch
 
 from sama.config import SamaConfig
 from sama.data.masks import box_mask
-from sama.errors import DataError
+from sama.errors import ConfigError, DataError
 from sama.model.prompts import Box, Mask, Point, PromptEncoder, prompt_masks, ref_to_volume
 
 
@@ -64,3 +64,19 @@ def test_prompt_encoder_two_tokens_per_object() -> None:
     tokens = encoder(pooled, torch.rand(3, 16, 16))
     assert tokens.shape == (6, 64)
     assert torch.allclose(tokens[0], encoder.pool_proj(pooled[0]), atol=1e-6)
+
+
+def test_area_grid_keeps_small_objects_that_nearest_drops() -> None:
+    volume = np.zeros((1, 96, 96), dtype=bool)
+    volume[0, 28:38, 28:38] = True  # a 10-px object between the 4×4 grid's nearest sample points (0, 24, 48, 72)
+    nearest, _, _ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="nearest")
+    area, _, _ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="area")
+    assert nearest.sum() == 0
+    assert area.sum() * (96 // 4) ** 2 == pytest.approx(100)  # covered fractions add up to the object's area
+    assert area[1, 1] > 0
+
+
+def test_grid_resize_is_checked() -> None:
+    volume = np.ones((1, 8, 8), dtype=bool)
+    with pytest.raises(ConfigError, match="grid_resize"):
+        prompt_masks(volume, [0], grid_size=4, shape_size=8, grid_resize="bilinear")
