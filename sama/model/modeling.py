@@ -269,5 +269,9 @@ class SamaModel(nn.Module):
         if data is None:
             raise CheckpointError(f"{directory}: no config.json; expected a folder written by save_pretrained")
         model = cls(SamaConfig.from_dict(data))
-        load_checkpoint(directory, model, strict=True, allow_pickle=allow_pickle)
+        model.backbone.compact_embeddings = bool(model.base_parameter_prefixes())  # the form save_pretrained wrote
+        try:
+            load_checkpoint(directory, model, strict=True, allow_pickle=allow_pickle)
+        finally:
+            model.backbone.compact_embeddings = False
         return model

@@ -185,6 +185,7 @@ def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path,
     with torch.no_grad():
         torch.manual_seed(5)
         before = model(**batch)
+    assert "backbone.new_token_rows" not in model.state_dict()  # compact only inside the saved file (DCP-safe)
     model.save_pretrained(tmp_path / "smol")
     size = (tmp_path / "smol" / WEIGHTS_FILE).stat().st_size
     llm_bytes = 4 * sum(p.numel() for p in model.backbone.language_model.parameters())
