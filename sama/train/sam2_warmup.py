@@ -125,7 +125,7 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
     for p, flag in zip(params, flags):
         p.requires_grad_(flag)
