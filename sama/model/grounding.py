@@ -248,7 +248,7 @@ class SamaGrounding(nn.Module):
         empty_points = prompts.new_zeros(num_frames, num_objects, 1, 2)
         empty_labels = -torch.ones(num_frames, num_objects, 1, dtype=torch.int32, device=prompts.device)
         per_frame_prompts = prompts.unsqueeze(0).expand(num_frames, -1, -1)
-        with self.sam2.prompt_encoder.language_prompt(per_frame_prompts):
+        with self.sam2.language_prompt(per_frame_prompts):
             masks, _scores = self._decode_masks(features, empty_points, empty_labels, None, multimask=False)
         return masks[:, :, 0].transpose(0, 1)  # (N, K, 1, h, w) → (K, N, h, w)
 

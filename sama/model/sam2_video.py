@@ -66,6 +66,21 @@ class SamaSam2VideoModel(Sam2VideoModel):
         self.prompt_encoder = LanguagePromptEncoder(config.prompt_encoder_config)
         self.post_init()
 
+    @contextmanager
+    def language_prompt(self, embedding: torch.Tensor | None) -> Iterator[None]:
+        """Decode with ``embedding`` as the [SEG] prompt: appended to the sparse tokens, and one mask from the
+        single-mask output token. SAM2 in eval mode otherwise swaps an unstable single mask for its best multimask
+        candidate (``dynamic_multimask_via_stability``); those tokens are never trained on [SEG] prompts (training
+        decodes one mask, SAMA.md §1.6), so the swap would return an untrained token's mask at inference."""
+        decoder = self.mask_decoder
+        previous = decoder.dynamic_multimask_via_stability
+        decoder.dynamic_multimask_via_stability = previous and embedding is None
+        try:
+            with self.prompt_encoder.language_prompt(embedding):
+                yield
+        finally:
+            decoder.dynamic_multimask_via_stability = previous
+
     def _use_multimask(self, is_init_cond_frame: bool, point_inputs: dict | None) -> bool:
         # A language-prompted frame decodes one mask, as in training (SAMA.md §1.6: multimask_output=False).
         if self.prompt_encoder.language_embedding is not None:
@@ -78,7 +93,7 @@ class SamaSam2VideoModel(Sam2VideoModel):
         language = None
         if is_init_cond_frame and point_inputs is None and mask_inputs is None:
             language = getattr(inference_session, "language_inputs_per_obj", {}).get(obj_idx, {}).get(frame_idx)
-        with self.prompt_encoder.language_prompt(language):
+        with self.language_prompt(language):
             return super()._run_single_frame_inference(
                 inference_session, frame_idx, obj_idx, batch_size, is_init_cond_frame, point_inputs, mask_inputs,
                 reverse, prev_sam_mask_logits=prev_sam_mask_logits, streaming=streaming,

@@ -323,3 +323,21 @@ def test_bad_visual_prompts_are_explained(grounding: SamaGrounding) -> None:
         grounding.box_to_mask(frame, (10, 10, 5, 20))
     with pytest.raises(DataError, match=r"field frame: expected one uint8 \(H, W, 3\) frame"):
         grounding.point_to_mask(frame[..., 0], (1, 1))
+
+
+def test_seg_decoding_is_the_same_in_train_and_eval_mode(grounding: SamaGrounding) -> None:
+    """[SEG] prompts decode the single-mask token in both modes (no eval-only multimask swap, which would return
+    tokens that training never touches)."""
+    features = grounding.image_features(moving_square_video(2))
+    prompt = seg_hidden(1)
+    grounding.eval()
+    with torch.no_grad():
+        evaluated = grounding.decode(features, prompt)
+    grounding.train()
+    try:
+        with torch.no_grad():
+            trained = grounding.decode(features, prompt)
+    finally:
+        grounding.eval()
+    assert torch.allclose(evaluated, trained, atol=1e-5)
+    assert grounding.sam2.mask_decoder.dynamic_multimask_via_stability == grounding.sam2.config.mask_decoder_config.dynamic_multimask_via_stability
