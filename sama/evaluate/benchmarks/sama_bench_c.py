@@ -10,11 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sama.data.masks import MaskDict
-from sama.data.schema import clean_text, load_records, normalize_aliases
+from sama.data.schema import clean_text, normalize_aliases
 from sama.errors import ConfigError, DataError
 from sama.evaluate.benchmarks.base import TASK_CAPTION, Bench, BenchQuestion, Reference
-from sama.evaluate.benchmarks.sama_bench_g import BENCH_JSON, BENCH_MASK_DICT, add_text_metrics, judge_key
+from sama.evaluate.benchmarks.sama_bench_g import BENCH_JSON, add_text_metrics, judge_key, load_bench_files
 from sama.evaluate.metrics import gcg
 
 # METRICS.md §8: the fixed Bench-C question (one referred object, raw mask prompt).
@@ -24,13 +23,8 @@ BENCH_C_QUESTION = "Please describe the region <mask> in the video in detail."
 def load_bench_c(data_dir: str | Path) -> Bench:
     """One caption question per ``description`` entry ``objN`` → object ``anno_map[N]`` (raw-mask prompt)."""
     data_dir = Path(data_dir)
-    json_path, mask_path = data_dir / BENCH_JSON, data_dir / BENCH_MASK_DICT
-    for path in (json_path, mask_path):
-        if not path.is_file():
-            raise DataError(f"SAMA-Bench file missing (expected {BENCH_JSON} and {BENCH_MASK_DICT} in --data)",
-                            file=str(path))
-    mask_dict = MaskDict.load(mask_path)
-    records = load_records(json_path, strict=False, mask_dict=mask_dict)
+    records, mask_dict = load_bench_files(data_dir)
+    json_path = data_dir / BENCH_JSON
     questions: list[BenchQuestion] = []
     references: dict[str, Reference] = {}
     for record in records:

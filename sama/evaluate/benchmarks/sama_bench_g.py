@@ -50,6 +50,17 @@ def video_path_of(data_dir: Path, video: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def load_bench_files(data_dir: Path, *, strict: bool = False) -> tuple[Any, MaskDict]:
+    """The SAMA-Bench records and mask dictionary of a benchmark folder (shared by Bench-G and Bench-C)."""
+    json_path, mask_path = data_dir / BENCH_JSON, data_dir / BENCH_MASK_DICT
+    for path in (json_path, mask_path):
+        if not path.is_file():
+            raise DataError(f"SAMA-Bench file missing (expected {BENCH_JSON} and {BENCH_MASK_DICT} in --data)",
+                            file=str(path))
+    mask_dict = MaskDict.load(mask_path)
+    return load_records(json_path, strict=strict, mask_dict=mask_dict), mask_dict
+
+
 def load_bench_g(data_dir: str | Path, options: BenchGOptions, *, strict: bool = False) -> Bench:
     """Questions (one per kept human/gpt pair) and references of a SAMA-Bench folder.
 
@@ -58,13 +69,7 @@ def load_bench_g(data_dir: str | Path, options: BenchGOptions, *, strict: bool =
     """
     options.check()
     data_dir = Path(data_dir)
-    json_path, mask_path = data_dir / BENCH_JSON, data_dir / BENCH_MASK_DICT
-    for path in (json_path, mask_path):
-        if not path.is_file():
-            raise DataError(f"SAMA-Bench file missing (expected {BENCH_JSON} and {BENCH_MASK_DICT} in --data)",
-                            file=str(path))
-    mask_dict = MaskDict.load(mask_path)
-    records = load_records(json_path, strict=strict, mask_dict=mask_dict)
+    records, mask_dict = load_bench_files(data_dir, strict=strict)
     questions: list[BenchQuestion] = []
     references: dict[str, Reference] = {}
     for record in records:
