@@ -124,14 +124,20 @@ def tile(frames: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> np.nda
     return sheet
 
 
-def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 8.0) -> Path:
-    """Write frames as a looping GIF."""
+def _output_path(writer: str, frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
+    """Checks shared by the animation writers; returns ``path`` with its folder created."""
     if not len(frames):
-        raise DataError("write_gif needs at least one frame", field="frames")
+        raise DataError(f"{writer} needs at least one frame", field="frames")
     if fps <= 0:
         raise DataError(f"fps must be positive, got {fps}", field="fps")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 8.0) -> Path:
+    """Write frames as a looping GIF."""
+    path = _output_path("write_gif", frames, path, fps)
     images = [Image.fromarray(_check_frame(frame)) for frame in frames]
     images[0].save(
         path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, disposal=2
@@ -143,12 +149,7 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float = 8.0) 
     """Write frames as an MP4 with PyAV (libx264, else mpeg4); odd sizes are padded to even by edge repeat."""
     import av  # heavy import kept local
 
-    if not len(frames):
-        raise DataError("write_mp4 needs at least one frame", field="frames")
-    if fps <= 0:
-        raise DataError(f"fps must be positive, got {fps}", field="fps")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _output_path("write_mp4", frames, path, fps)
     first = _check_frame(frames[0])
     height, width = first.shape[:2]
     pad = ((0, height % 2), (0, width % 2), (0, 0))
