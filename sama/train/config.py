@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from sama.config import LoraConfig
 from sama.errors import ConfigError
 
 # ---- SAMA recipe constants (SAMA.md §2, "Optimisation") ----
@@ -45,17 +46,6 @@ class OptimConfig:
     grad_clip: float = SAMA_GRAD_CLIP  # 0 disables clipping
     warmup_ratio: float = SAMA_WARMUP_RATIO
     warmup_start_factor: float = SAMA_WARMUP_START_FACTOR
-
-
-@dataclass
-class LoraConfig:
-    """Optional LoRA adapters (peft) on the LLM. The SAMA release trains without LoRA (SAMA.md §2, llm_lora=None)."""
-
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 @dataclass
@@ -197,6 +187,11 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
         return _build(tp, value, where, prefix=f"{key}.")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__}")
+        item_tp = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value))
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__}")

@@ -6,6 +6,7 @@ resumption, JSONL/TensorBoard logging, validation callbacks and a non-finite-los
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -109,14 +110,8 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
     overrides = dict(cfg.model.overrides)
     if lora.enabled:  # SamaModel injects peft LoRA into its LLM from its own config (sama.config.LoraConfig)
-        overrides["lora"] = {
-            **overrides.get("lora", {}),
-            "enabled": True,
-            "rank": lora.r,
-            "alpha": lora.alpha,
-            "dropout": lora.dropout,
-            "target_modules": list(lora.target_modules),
-        }
+        overrides["lora"] = {**overrides.get("lora", {}), **dataclasses.asdict(lora),
+                             "target_modules": list(lora.target_modules)}
     return sama.create_model(cfg.model.name, **overrides)
 
 

@@ -341,3 +341,57 @@ def test_seg_decoding_is_the_same_in_train_and_eval_mode(grounding: SamaGroundin
         grounding.eval()
     assert torch.allclose(evaluated, trained, atol=1e-5)
     assert grounding.sam2.mask_decoder.dynamic_multimask_via_stability == grounding.sam2.config.mask_decoder_config.dynamic_multimask_via_stability
+
+
+# -- learning from scratch (sama-smol's SAM2 is random) ----------------------------------------------------------------
+def test_prompt_positional_encoding_is_the_image_one() -> None:
+    """SAM2 codes a click and the image location it hits with one positional encoding (shared ``pe_layer``)."""
+    torch.manual_seed(3)
+    sam2 = SamaGrounding(TINY.sam2, LLM_HIDDEN).sam2
+    assert torch.equal(sam2.prompt_encoder.shared_embedding.positional_embedding,
+                       sam2.shared_image_embedding.positional_embedding)
+    size = sam2.prompt_encoder.image_embedding_size[0]
+    image_pe = sam2.get_image_wide_positional_embeddings()[0]  # (C, h, w), cell centres
+    cell = torch.tensor([[[[2.5, 1.5]]]]) * TINY.sam2.image_size / size  # centre of cell (x=2, y=1) in model pixels
+    prompt_pe = sam2.prompt_encoder.shared_embedding(cell, (TINY.sam2.image_size, TINY.sam2.image_size))[0, 0, 0]
+    torch.testing.assert_close(prompt_pe, image_pe[:, 1, 2], atol=1e-5, rtol=1e-5)
+
+
+def _two_colour_scenes(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Frames with a red and a blue square at random places; masks (count, 2, H, W) of the red and the blue one."""
+    frames = rng.integers(60, 120, size=(count, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((count, 2, 32, 32), dtype=bool)
+    for i in range(count):
+        y1, x1 = rng.integers(0, 10, size=2)
+        y2, x2 = rng.integers(18, 24, size=2)
+        for k, (y, x, colour) in enumerate(((y1, x1, (230, 20, 20)), (y2, x2, (20, 20, 230)))):
+            frames[i, y:y + 8, x:x + 8] = colour
+            masks[i, k, y:y + 8, x:x + 8] = True
+    return frames, masks
+
+
+def test_random_sam2_learns_to_follow_a_language_prompt() -> None:
+    """Two learned prompt vectors ("the red square", "the blue square") on a random SAM2: the masks must follow the
+    prompt. With transformers' N(0, 0.02) layer init the decoder learns to ignore the prompt (see reset_layer_init)."""
+    from sama.model.losses import mask_losses
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    grounding = SamaGrounding(TINY.sam2, LLM_HIDDEN).train()
+    prompts = nn.Parameter(torch.randn(2, TINY.sam2.hidden_size))
+    optimizer = torch.optim.AdamW([*grounding.sam2.parameters(), prompts], lr=2e-3)
+    for _ in range(120):
+        frames, masks = _two_colour_scenes(4, rng)
+        logits = grounding.decode_prompts(grounding.image_features(frames), prompts)  # (2, N, h, w)
+        bce, dice = mask_losses(logits.reshape(-1, *logits.shape[-2:]),
+                                torch.from_numpy(masks.transpose(1, 0, 2, 3).reshape(-1, 32, 32)), TINY.loss)
+        optimizer.zero_grad()
+        (2 * bce + 0.5 * dice).backward()
+        optimizer.step()
+    frames, masks = _two_colour_scenes(16, rng)
+    with torch.no_grad():
+        logits = grounding.decode_prompts(grounding.image_features(frames), prompts)
+    predicted = logits_to_masks(logits, 32, 32)  # (2, N, H, W)
+    for k in range(2):
+        ious = [(p & t).sum() / max((p | t).sum(), 1) for p, t in zip(predicted[k], masks[:, k])]
+        assert np.mean(ious) > 0.6, f"prompt {k}: mean IoU {np.mean(ious):.3f}"

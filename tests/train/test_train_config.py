@@ -138,7 +138,7 @@ def test_lora_settings_reach_the_model_config(tmp_path: Path, monkeypatch: pytes
     seen: dict[str, object] = {}
     monkeypatch.setattr(sama, "create_model", lambda name, **overrides: seen.update(name=name, **overrides))
     data = standin_config(tmp_path)
-    data["model"] = {"name": "sama-tiny", "overrides": {"seed": 3}, "lora": {"enabled": True, "r": 4, "alpha": 8}}
+    data["model"] = {"name": "sama-tiny", "overrides": {"seed": 3}, "lora": {"enabled": True, "rank": 4, "alpha": 8}}
     build_model(config_from_dict(data))
     assert seen["name"] == "sama-tiny" and seen["seed"] == 3
     assert seen["lora"] == {
