@@ -46,6 +46,9 @@ class OptimConfig:
     grad_clip: float = SAMA_GRAD_CLIP  # 0 disables clipping
     warmup_ratio: float = SAMA_WARMUP_RATIO
     warmup_start_factor: float = SAMA_WARMUP_START_FACTOR
+    # Parameter-name prefix → factor on ``lr`` (first matching prefix wins; others get 1.0). SAMA.md §2 uses one lr;
+    # a model trained from scratch may want its random parts (e.g. ``grounding.``) to move faster.
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

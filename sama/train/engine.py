@@ -281,15 +281,30 @@ class Trainer:
 
     def _param_groups(self, raw: nn.Module) -> list[dict[str, Any]]:
         """Trainable parameters only (the model's freeze policy), weight decay except where the model forbids it
-        (``no_decay_parameter_names``, e.g. embedding matrices of which only new-token rows train)."""
+        (``no_decay_parameter_names``, e.g. embedding matrices of which only new-token rows train), and the lr scaled
+        by ``optim.lr_multipliers`` (first matching name prefix)."""
         no_decay_fn = getattr(raw, "no_decay_parameter_names", None)
         no_decay = set(no_decay_fn() if callable(no_decay_fn) else [])
         named = [(n, p) for n, p in raw.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if n not in no_decay], "weight_decay": self.cfg.optim.weight_decay},
-            {"params": [p for n, p in named if n in no_decay], "weight_decay": 0.0},
-        ]
-        return [g for g in groups if g["params"]]
+        opt = self.cfg.optim
+        multipliers = opt.lr_multipliers
+        for prefix, factor in multipliers.items():
+            if not factor > 0:
+                raise ConfigError(f"optim.lr_multipliers.{prefix}: the factor must be > 0, got {factor}")
+            if not any(n.startswith(prefix) for n, _ in named):
+                raise ConfigError(f"optim.lr_multipliers: prefix {prefix!r} matches no trainable parameter "
+                                  f"(e.g. {', '.join(sorted({n.split('.')[0] + '.' for n, _ in named}))})")
+
+        def factor_of(name: str) -> float:
+            return next((f for prefix, f in multipliers.items() if name.startswith(prefix)), 1.0)
+
+        groups: dict[tuple[bool, float], dict[str, Any]] = {}
+        for name, param in named:
+            decay, factor = name not in no_decay, factor_of(name)
+            group = groups.setdefault((decay, factor), {"params": [], "weight_decay": opt.weight_decay if decay else 0.0,
+                                                        "lr": opt.lr * factor})
+            group["params"].append(param)
+        return list(groups.values())
 
     # -- state (model + optimiser) as full, name-keyed dicts; works for plain, DDP and FSDP2 models
 

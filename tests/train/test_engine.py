@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import standin_config, write_yaml
 
+from sama.errors import ConfigError
 from sama.train.config import config_from_dict, load_config
 from sama.train.engine import NonFiniteLossError, Trainer, train
 from sama.train.tracking import read_log
@@ -165,3 +166,17 @@ def test_evaluation_callback_runs_every_n_steps(tmp_path: Path) -> None:
 def test_bf16_autocast_runs_on_cpu(tmp_path: Path) -> None:
     result = train(config_from_dict(standin_config(tmp_path, precision="bf16", max_steps=2, save_every=0)))
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+
+
+def test_lr_multipliers_scale_matching_parameters(tmp_path: Path) -> None:
+    data = standin_config(tmp_path)
+    data["optim"]["lr_multipliers"] = {"head.3.": 3.0}
+    trainer = Trainer(config_from_dict(data))
+    trainer._setup()
+    base = data["optim"]["lr"]
+    ids = {id(p): n for n, p in trainer.raw_model.named_parameters()}
+    seen = {ids[id(p)]: group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert seen == {"head.0.weight": base, "head.0.bias": base, "head.3.weight": 3 * base, "head.3.bias": 3 * base}
+    data["optim"]["lr_multipliers"] = {"encoder.": 2.0}  # frozen: matches no trainable parameter
+    with pytest.raises(ConfigError, match="prefix 'encoder.' matches no trainable parameter"):
+        Trainer(config_from_dict(data))._setup()
