@@ -181,6 +181,32 @@ def masks_to_rle(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int
         yield frame_idx, [rle_encode(mask) for mask in masks]
 
 
+class RunningCenter(nn.Module):
+    """``LayerNorm(x − m)`` with ``m`` a running mean of the inputs (updated in training, fixed in eval).
+
+    Removes the direction all [SEG] states share, so the projection sees what tells phrases apart. Works with one
+    [SEG] per batch (unlike batch normalisation): the first batch sets ``m``, later ones move it by ``momentum``.
+    """
+
+    def __init__(self, size: int, momentum: float) -> None:
+        super().__init__()
+        if not 0 < momentum <= 1:
+            raise ConfigError(f"sam2.seg_center_momentum must be in (0, 1], got {momentum}")
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(size))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+        self.norm = nn.LayerNorm(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] > 0:
+            with torch.no_grad():
+                batch_mean = x.detach().float().mean(0)
+                rate = 1.0 if int(self.seen) == 0 else self.momentum
+                self.running_mean.lerp_(batch_mean.to(self.running_mean), rate)
+                self.seen += 1
+        return self.norm(x - self.running_mean.to(x.dtype))
+
+
 class SamaGrounding(nn.Module):
     """The [SEG] projection (``text_hidden_fcs``) plus one SAM2 video model for training and inference."""
 
@@ -192,7 +218,16 @@ class SamaGrounding(nn.Module):
             nn.Linear(llm_hidden_size, llm_hidden_size), nn.ReLU(inplace=True),
             nn.Linear(llm_hidden_size, sam2.hidden_size), nn.Dropout(0.0),
         )
+        if sam2.seg_input_norm not in ("none", "center"):
+            raise ConfigError(f"sam2.seg_input_norm must be 'none' or 'center', got {sam2.seg_input_norm!r}")
+        self.seg_norm = RunningCenter(llm_hidden_size, sam2.seg_center_momentum) if sam2.seg_input_norm == "center" \
+            else None
         self.sam2 = SamaSam2VideoModel(build_sam2_video_config(sam2))
+
+    def projection_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the [SEG] projection (``seg_proj`` and, when configured, its input normalisation)."""
+        modules = [self.seg_proj] + ([self.seg_norm] if self.seg_norm is not None else [])
+        return [p for module in modules for p in module.parameters()]
 
     # -- shared helpers ----------------------------------------------------------------------------------------
     @property
@@ -215,6 +250,8 @@ class SamaGrounding(nn.Module):
         if seg_hidden.ndim != 2:
             raise DataError(f"[SEG] hidden states must be (K, C), got shape {tuple(seg_hidden.shape)}",
                             field="seg_embeddings")
+        if self.seg_norm is not None:
+            seg_hidden = self.seg_norm(seg_hidden)
         return self.seg_proj(seg_hidden)
 
     # -- training path (SAMA.md §1.6) ---------------------------------------------------------------------------

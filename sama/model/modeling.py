@@ -87,7 +87,8 @@ class SamaModel(nn.Module):
             self.backbone.enable_new_token_rows()
         self.aggregator.requires_grad_(t.aggregator)
         self.prompt_encoder.requires_grad_(t.prompt_encoder)
-        self.grounding.seg_proj.requires_grad_(t.seg_projection)
+        for param in self.grounding.projection_parameters():
+            param.requires_grad_(t.seg_projection)
         sam2 = self.grounding.sam2
         sam2.vision_encoder.requires_grad_(t.sam2_image_encoder)
         sam2.prompt_encoder.requires_grad_(t.sam2_prompt_encoder)
@@ -183,7 +184,7 @@ class SamaModel(nn.Module):
         if bce_terms:
             bce, dice = torch.stack(bce_terms).mean(), torch.stack(dice_terms).mean()
         else:  # keep the [SEG] head on the graph with zero weight (the release's pseudo data, SAMA.md §1.7)
-            anchor = sum(p.sum() for p in self.grounding.seg_proj.parameters()) * 0.0
+            anchor = sum(p.sum() for p in self.grounding.projection_parameters()) * 0.0
             bce, dice = anchor, anchor
         w = self.config.loss
         loss = w.ce_weight * ce + w.bce_weight * bce + w.dice_weight * dice

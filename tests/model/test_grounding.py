@@ -395,3 +395,35 @@ def test_random_sam2_learns_to_follow_a_language_prompt() -> None:
     for k in range(2):
         ious = [(p & t).sum() / max((p | t).sum(), 1) for p, t in zip(predicted[k], masks[:, k])]
         assert np.mean(ious) > 0.6, f"prompt {k}: mean IoU {np.mean(ious):.3f}"
+
+
+def test_running_center_separates_states_that_share_one_direction() -> None:
+    from sama.model.grounding import RunningCenter
+
+    torch.manual_seed(0)
+    shared = 40 * torch.randn(64)
+    states = shared + 0.5 * torch.randn(6, 64)  # cosine ≈ 0.999 between any two, like SmolLM2's [SEG] states
+    assert nn.functional.cosine_similarity(states[0], states[1], dim=0) > 0.99
+    center = RunningCenter(64, momentum=0.5).train()
+    for _ in range(20):
+        center(states)
+    out = center.eval()(states)
+    assert nn.functional.cosine_similarity(out[0], out[1], dim=0).abs() < 0.7
+    torch.testing.assert_close(center.running_mean, states.mean(0))
+    before = center.running_mean.clone()
+    center(states + 5.0)  # eval mode: the running mean stays
+    torch.testing.assert_close(center.running_mean, before)
+    with pytest.raises(ConfigError, match="seg_center_momentum"):
+        RunningCenter(8, momentum=0.0)
+
+
+def test_seg_input_norm_is_an_option() -> None:
+    assert SamaConfig.from_name("sama-1b").sam2.seg_input_norm == "none"  # SAMA.md §1.1: text_hidden_fcs as is
+    assert SamaConfig.from_name("sama-smol").sam2.seg_input_norm == "center"
+    cfg = Sam2Config(**{**TINY.sam2.__dict__, "seg_input_norm": "center"})
+    grounding = SamaGrounding(cfg, LLM_HIDDEN)
+    assert {n for n, _ in grounding.named_parameters() if n.startswith("seg_norm.")} == {"seg_norm.norm.weight",
+                                                                                        "seg_norm.norm.bias"}
+    assert len(grounding.projection_parameters()) == 6  # two linears + the LayerNorm
+    with pytest.raises(ConfigError, match="seg_input_norm"):
+        SamaGrounding(Sam2Config(**{**TINY.sam2.__dict__, "seg_input_norm": "whiten"}), LLM_HIDDEN)
