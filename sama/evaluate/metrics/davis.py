@@ -12,17 +12,23 @@ frame against the reference on ~500 random/structured masks incl. real DAVIS res
   byte-offset view, and the runs are OR-ed over the disk's row offsets;
 - boundary matches are popcounts. Radii ≥ 64 px fall back to per-frame ``cv2.dilate`` on the crop.
 
+Where numba is installed the same packed-bit algorithm runs as compiled per-frame loops (``davis_kernel``, loaded on
+first use, ~2.5× faster on large objects); ``$SAMA_DAVIS_KERNEL=numpy`` forces the numpy path (the fallback).
+
 Also here: the MeViS per-expression score (§3), the Ref-DAVIS17 protocols (§2) and a process-pool helper.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
 import cv2
@@ -408,6 +414,56 @@ def _f_packed(fg: np.ndarray, gt: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------------- F, compiled (numba) kernel
+# ``davis_kernel`` does the same bit-packed work as ``_f_packed`` as compiled per-frame loops over the crop (see its
+# docstring); it needs numba, so it is imported on first use and the numpy path above is the fallback.
+KERNEL_ENV = "SAMA_DAVIS_KERNEL"  # "auto" (numba if importable, else numpy), "numba" or "numpy"
+_KERNEL_CHOICES = ("auto", "numba", "numpy")
+_KERNEL_FRAMES = 32  # frames packed per kernel call (bounds the packed copy of the volume)
+
+
+@functools.cache
+def _import_kernel() -> ModuleType | None:
+    """The compiled kernel module, or None where numba is not installed."""
+    try:
+        from sama.evaluate.metrics import davis_kernel
+    except ImportError:
+        return None
+    return davis_kernel
+
+
+def _kernel_choice() -> str:
+    """``$SAMA_DAVIS_KERNEL``, validated."""
+    choice = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+    if choice not in _KERNEL_CHOICES:
+        raise ConfigError(f"{KERNEL_ENV}={choice!r}: expected one of {', '.join(_KERNEL_CHOICES)}")
+    return choice
+
+
+def _compiled_kernel() -> ModuleType | None:
+    """The kernel module to use under ``$SAMA_DAVIS_KERNEL``, or None for the numpy path."""
+    choice = _kernel_choice()
+    if choice == "numpy":
+        return None
+    kernel = _import_kernel()
+    if kernel is None and choice == "numba":
+        raise ConfigError(f"{KERNEL_ENV}=numba but numba is not installed (pip install the pin in requirements.txt)")
+    return kernel
+
+
+def _f_compiled(fg: np.ndarray, gt: np.ndarray, radius: int, kernel: ModuleType) -> np.ndarray:
+    """Per-frame F of (T, H, W) bool volumes with the compiled kernel (exact; 0 < radius < 64)."""
+    num_frames, height, width = fg.shape
+    plan = kernel.dilation_plan(radius)
+    counts = np.zeros((num_frames, 4), np.int64)
+    for start in range(0, num_frames, _KERNEL_FRAMES):
+        stop = min(start + _KERNEL_FRAMES, num_frames)
+        kernel.boundary_counts(kernel.pack_volume(fg[start:stop]), kernel.pack_volume(gt[start:stop]), stop - start,
+                               height, width, *plan, counts[start:stop])
+    return np.array([_f_from_counts(int(n_fg), int(n_gt), int(fg_match), int(gt_match))
+                     for n_fg, n_gt, fg_match, gt_match in counts], dtype=np.float64)
+
+
 def db_eval_boundary(
     gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = BOUND_TH
 ) -> np.ndarray:
@@ -425,8 +481,13 @@ def db_eval_boundary(
     g, p, v = _volumes(gt, pred, void)
     if v is not None:
         g, p = g & ~v, p & ~v
+    if g.shape[1] == 0 or g.shape[2] == 0:  # frames without pixels have no boundary on either side: F = 1 (§1.2)
+        return np.ones(g.shape[0], dtype=np.float64)
     radius = bound_pixels(g.shape[1], g.shape[2], bound_th)
-    if radius < _WORD_BITS and sys.byteorder == "little":  # the packed canvas is read as little-endian words
+    if radius < _WORD_BITS and sys.byteorder == "little":  # packed rows are read as little-endian words
+        kernel = _compiled_kernel()
+        if kernel is not None:
+            return _f_compiled(p, g, radius, kernel)
         return _f_packed(p, g, radius)
     g8 = np.ascontiguousarray(g).view(np.uint8)
     p8 = np.ascontiguousarray(p).view(np.uint8)
@@ -621,7 +682,10 @@ def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> li
         return [fn(item) for item in seq]
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])  # workers fork from a server that has imported this module
+        # Workers fork from a server that has imported this module and, unless disabled, the warmed-up F kernel
+        # (a missing numba is skipped by the server), so no worker pays the numba import and JIT cache load.
+        preload = [__name__] + ([] if _kernel_choice() == "numpy" else [f"{__package__}.davis_kernel"])
+        context.set_forkserver_preload(preload)
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=cv2.setNumThreads,
