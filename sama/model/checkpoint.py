@@ -121,6 +121,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, config: Any = None,
     staging.mkdir()
     try:
         save_file(tensors, str(staging / WEIGHTS_FILE), metadata=metadata)
+        (staging / WEIGHTS_FILE).chmod(default_file_mode())  # safetensors creates it 0600; make it like any file
         if config_data is not None:
             (staging / CONFIG_FILE).write_text(json.dumps(config_data, indent=2) + "\n")
         _swap_into_place(staging, target)
@@ -128,6 +129,13 @@ def save_checkpoint(directory: str | Path, model: nn.Module, config: Any = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def default_file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sama.errors import CheckpointError, ConfigError
+from sama.model.checkpoint import default_file_mode
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -149,6 +150,7 @@ def write_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     save_file(model_tensors, str(tmp / MODEL_FILE), metadata={"format": "sama-train", "step": str(state.step)})
+    (tmp / MODEL_FILE).chmod(default_file_mode())  # safetensors creates files 0600
     torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
     (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
     for rng_file in root.glob(f".rng-{step_dir_name(state.step)}-rank*.safetensors"):

@@ -229,3 +229,15 @@ def test_excluded_prefixes_accept_wildcards() -> None:
     assert _has_prefix("llm.layers.3.self_attn.q_proj.base_layer.weight", patterns)
     assert not _has_prefix("llm.layers.3.self_attn.q_proj.lora_A.default.weight", patterns)
     assert _has_prefix("llm.norm.weight", patterns) and not _has_prefix("llm.normalizer.weight", patterns)
+
+
+def test_saved_files_are_readable_like_any_new_file(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        folder = save_checkpoint(tmp_path / "ckpt", make(0), SamaConfig.from_name("sama-tiny"))
+    finally:
+        os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "model.safetensors": 0o644, "config.json": 0o644}
