@@ -399,6 +399,14 @@ def synthetic_dataset(
         raise DataError(
             f"synthetic tasks must be a non-empty subset of {list(SYNTHETIC_TASKS)}, got {list(tasks)}", field="tasks"
         )
+    if task_repeats is not None:
+        repeats = list(task_repeats)
+        if len(repeats) != len(tasks) or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in repeats):
+            raise DataError(
+                f"task_repeats must give one integer >= 1 per task of {list(tasks)} (in that order), got {repeats}; "
+                "leave a task out with `tasks` instead of a 0",
+                field="task_repeats",
+            )
     if not (root / f"{split}.json").is_file():
         if generate is None:
             raise DataError(

@@ -173,6 +173,10 @@ def test_synthetic_world_is_a_first_class_dataset(tmp_path: Path) -> None:
     )
     only_rvos = build_from_config(spec)
     assert len(only_rvos) == mix.summary()[2]["samples"]
+    for bad in ([0, 0, 1], [1, 2], [1, 1, 1.5]):
+        with pytest.raises(DataError, match=r"task_repeats must give one integer >= 1 per task") as caught:
+            synthetic_dataset(tmp_path / "syn", "train", task_repeats=bad)
+        assert caught.value.field == "task_repeats"
 
 
 def test_mix_repeats_and_locate() -> None:
