@@ -120,8 +120,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, config: Any = None,
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        save_file(tensors, str(staging / WEIGHTS_FILE), metadata=metadata)
-        (staging / WEIGHTS_FILE).chmod(default_file_mode())  # safetensors creates it 0600; make it like any file
+        save_safetensors(tensors, staging / WEIGHTS_FILE, metadata=metadata)
         if config_data is not None:
             (staging / CONFIG_FILE).write_text(json.dumps(config_data, indent=2) + "\n")
         _swap_into_place(staging, target)
@@ -131,11 +130,13 @@ def save_checkpoint(directory: str | Path, model: nn.Module, config: Any = None,
     return target
 
 
-def default_file_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give a new file under the current umask."""
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """``safetensors.torch.save_file``, then the mode a plain ``open(path, "w")`` would give the file under the current
+    umask (safetensors creates its files 0600)."""
+    save_file(tensors, str(path), metadata=metadata)
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    Path(path).chmod(0o666 & ~umask)
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

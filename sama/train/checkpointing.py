@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from sama.errors import CheckpointError, ConfigError
-from sama.model.checkpoint import default_file_mode
+from sama.model.checkpoint import save_safetensors
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -149,8 +149,7 @@ def write_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(model_tensors, str(tmp / MODEL_FILE), metadata={"format": "sama-train", "step": str(state.step)})
-    (tmp / MODEL_FILE).chmod(default_file_mode())  # safetensors creates files 0600
+    save_safetensors(model_tensors, tmp / MODEL_FILE, metadata={"format": "sama-train", "step": str(state.step)})
     torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
     (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
     for rng_file in root.glob(f".rng-{step_dir_name(state.step)}-rank*.safetensors"):
@@ -168,7 +167,7 @@ def write_rank_rng(output_dir: str | Path, step: int, rank: int) -> None:
     root = checkpoint_root(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".rng-{step_dir_name(step)}-rank{rank}.safetensors.tmp"
-    save_file(torch_rng_tensors(), str(tmp))
+    save_safetensors(torch_rng_tensors(), tmp)
     os.replace(tmp, root / f".rng-{step_dir_name(step)}-rank{rank}.safetensors")
 
 
