@@ -93,6 +93,11 @@ def disk(radius: int) -> np.ndarray:
     return (coords[:, None] ** 2 + coords[None, :] ** 2) <= radius**2
 
 
+def disk_row_half_widths(radius: int) -> list[int]:
+    """Row dy = 0 … r of :func:`disk` spans the columns |dx| ≤ ``isqrt(r² − dy²)``: that half-width per row."""
+    return [math.isqrt(radius * radius - dy * dy) for dy in range(radius + 1)]
+
+
 # ------------------------------------------------------------------------------------------------------------- J
 def db_eval_iou(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) -> np.ndarray:
     """Region similarity J per frame (§1.1); J = 1 where both masks are empty.
@@ -370,8 +375,8 @@ def _disk_dilate(out: np.ndarray, bounds: np.ndarray, phases: list[np.ndarray], 
             np.bitwise_or(wide_bytes, source, out=wide_bytes)
 
     offsets_by_width: dict[int, list[int]] = {}
-    for dy in range(radius + 1):
-        offsets_by_width.setdefault(math.isqrt(radius * radius - dy * dy), []).append(dy)
+    for dy, half_width in enumerate(disk_row_half_widths(radius)):
+        offsets_by_width.setdefault(half_width, []).append(dy)
     out.fill(0)
     reach = 0
     for half_width in sorted(offsets_by_width):

@@ -25,10 +25,10 @@ importing this module loads it (~0.4 s plus ~0.3 s for numba itself), see ``_war
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
+
+from sama.evaluate.metrics.davis import disk_row_half_widths
 
 _U = np.uint64
 _WORD_BITS = 64
@@ -294,7 +294,7 @@ def dilation_plan(radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     if not 0 < radius < _WORD_BITS:
         raise ValueError(f"the compiled kernel needs 0 < radius < {_WORD_BITS}, got {radius}")
-    widths = [math.isqrt(radius * radius - dy * dy) for dy in range(radius + 1)]
+    widths = disk_row_half_widths(radius)
     levels, base, step = [0], [0], [0]
     for target in sorted(set(widths)):
         while levels[-1] < target:
