@@ -190,16 +190,11 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
         return _build(tp, value, where, prefix=f"{key}.")
-    if origin is tuple:
+    if origin in (list, tuple):  # list[T] and tuple[T, ...]: YAML gives a list either way
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__}")
-        item_tp = typing.get_args(tp)[0] if typing.get_args(tp) else Any
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value))
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
+        item_tp = (typing.get_args(tp) or (Any,))[0]
+        return origin(_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")

@@ -148,6 +148,11 @@ def test_lora_settings_reach_the_model_config(tmp_path: Path, monkeypatch: pytes
         "dropout": 0.05,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     }
+    data["model"] = {"name": "sama-tiny", "lora": {"enabled": True, "target_modules": ["q_proj", "v_proj"]}}
+    assert config_from_dict(data).model.lora.target_modules == ("q_proj", "v_proj")  # YAML list → the tuple field
+    data["model"]["lora"]["target_modules"] = "q_proj"
+    with pytest.raises(ConfigError, match=r"model\.lora\.target_modules must be a list"):
+        config_from_dict(data)
     data["model"] = {"name": "train-standin", "lora": {"enabled": True}}
     with pytest.raises(ConfigError, match="has no LLM to adapt"):
         build_model(config_from_dict(data))
