@@ -222,11 +222,13 @@ class SamaGrounding(nn.Module):
             raise ConfigError(f"sam2.seg_input_norm must be 'none' or 'center', got {sam2.seg_input_norm!r}")
         self.seg_norm = RunningCenter(llm_hidden_size, sam2.seg_center_momentum) if sam2.seg_input_norm == "center" \
             else None
+        self.llm_hidden_size = llm_hidden_size
+        self.phrase_proj = nn.Linear(llm_hidden_size, sam2.hidden_size) if sam2.seg_phrase_input else None
         self.sam2 = SamaSam2VideoModel(build_sam2_video_config(sam2))
 
     def projection_parameters(self) -> list[nn.Parameter]:
         """Parameters of the [SEG] projection (``seg_proj`` and, when configured, its input normalisation)."""
-        modules = [self.seg_proj] + ([self.seg_norm] if self.seg_norm is not None else [])
+        modules = [self.seg_proj] + [m for m in (self.seg_norm, self.phrase_proj) if m is not None]
         return [p for module in modules for p in module.parameters()]
 
     # -- shared helpers ----------------------------------------------------------------------------------------
@@ -245,14 +247,27 @@ class SamaGrounding(nn.Module):
         param = self.sam2.no_memory_embedding
         return pixels.to(param.device, dtype=param.dtype)
 
+    @property
+    def input_size(self) -> int:
+        """Width of the grounding input per [SEG]: the LLM state, followed by the phrase embedding when configured."""
+        return self.llm_hidden_size * (2 if self.phrase_proj is not None else 1)
+
     def project(self, seg_hidden: torch.Tensor) -> torch.Tensor:
-        """LLM last-layer hidden states at [SEG] (K, C) → SAM2 prompt embeddings (K, D)."""
-        if seg_hidden.ndim != 2:
-            raise DataError(f"[SEG] hidden states must be (K, C), got shape {tuple(seg_hidden.shape)}",
-                            field="seg_embeddings")
+        """Grounding inputs (K, :attr:`input_size`) → SAM2 prompt embeddings (K, D).
+
+        The input is the LLM last-layer state at each [SEG] (``SamaModel.grounding_inputs`` builds it), followed by
+        the phrase's mean word embedding when ``seg_phrase_input`` is on.
+        """
+        if seg_hidden.ndim != 2 or seg_hidden.shape[1] != self.input_size:
+            raise DataError(f"[SEG] grounding inputs must be (K, {self.input_size}), got shape "
+                            f"{tuple(seg_hidden.shape)}", field="seg_embeddings")
+        state, phrase = seg_hidden[:, : self.llm_hidden_size], seg_hidden[:, self.llm_hidden_size :]
         if self.seg_norm is not None:
-            seg_hidden = self.seg_norm(seg_hidden)
-        return self.seg_proj(seg_hidden)
+            state = self.seg_norm(state)
+        prompts = self.seg_proj(state)
+        if self.phrase_proj is not None:
+            prompts = prompts + self.phrase_proj(phrase.to(prompts.dtype))
+        return prompts
 
     # -- training path (SAMA.md §1.6) ---------------------------------------------------------------------------
     def image_features(self, frames: np.ndarray | torch.Tensor) -> Sam2Features:

@@ -13,7 +13,7 @@ from torch import nn
 from sama.config import SamaConfig
 from sama.errors import DataError, SamaError
 from sama.model.aggregator import ContextAggregator
-from sama.model.backbone import IMG_CONTEXT, SEG_TOKEN, SamaBackbone
+from sama.model.backbone import IMG_CONTEXT, P_END, P_START, SEG_TOKEN, SamaBackbone
 from sama.model.losses import answer_cross_entropy, labelled_positions, mask_losses
 from sama.model.processing import CHAT_TEMPLATES, ProcessedSample, SamaProcessor, TurnInputs
 from sama.model.prompts import PromptEncoder
@@ -37,7 +37,7 @@ class SamaOutput:
 
 @dataclass
 class GenerationResult:
-    """Text generated for one prompt and the last-layer hidden states of its [SEG] tokens (K, C)."""
+    """Text generated for one prompt and the grounding inputs of its [SEG] tokens (``SamaModel.grounding_inputs``)."""
 
     text: str
     token_ids: list[int]
@@ -145,6 +145,37 @@ class SamaModel(nn.Module):
             rows.append(row)
         return torch.stack(rows)
 
+    # -- grounding inputs --------------------------------------------------------------------------------------
+    def phrase_embeddings(self, ids: torch.Tensor | list[int]) -> torch.Tensor:
+        """Per [SEG] in ``ids``, in order: the mean input embedding of the words of the ``<p> … </p>`` phrase before
+        it (since the previous [SEG]); zeros for a [SEG] without one (e.g. "Sure, [SEG]."). Returns (K, C)."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        p_start, p_end = self.backbone.token_ids[P_START], self.backbone.token_ids[P_END]
+        weight = self.backbone.input_embeddings().weight
+        rows: list[torch.Tensor] = []
+        start = end = None
+        for position, token in enumerate(ids):
+            if token == p_start:
+                start, end = position, None
+            elif token == p_end and start is not None:
+                end = position
+            elif token == self.seg_token_id:
+                words = ids[start + 1 : end] if start is not None and end is not None else []
+                rows.append(weight[words].mean(0) if words else weight.new_zeros(weight.shape[1]))
+                start = end = None
+        return torch.stack(rows) if rows else weight.new_zeros(0, weight.shape[1])
+
+    def grounding_inputs(self, ids: torch.Tensor | list[int], seg_states: torch.Tensor) -> torch.Tensor:
+        """What the grounding projects for each [SEG] of ``ids``: its LLM last-layer state (K, C), followed by the
+        phrase embedding when ``sam2.seg_phrase_input`` is on (K, 2C)."""
+        if self.grounding.phrase_proj is None:
+            return seg_states
+        phrases = self.phrase_embeddings(ids).to(seg_states)
+        if phrases.shape[0] != seg_states.shape[0]:
+            raise DataError(f"{seg_states.shape[0]} [SEG] states but {phrases.shape[0]} [SEG] tokens in the ids",
+                            field="seg_embeddings")
+        return torch.cat([seg_states, phrases], dim=-1)
+
     # -- training forward --------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: list[torch.Tensor],
                 dense_positions: list[list[int]], turns: list[list[TurnInputs]], frames: list[Any],
@@ -163,7 +194,7 @@ class SamaModel(nn.Module):
         ce = answer_cross_entropy(logits, labels, positions) if positions is not None else logits.sum() * 0.0
         bce_terms, dice_terms, seg_logits = [], [], []
         for b in range(input_ids.shape[0]):
-            seg_hidden = last_hidden[b][input_ids[b] == self.seg_token_id]
+            seg_hidden = self.grounding_inputs(input_ids[b], last_hidden[b][input_ids[b] == self.seg_token_id])
             target = seg_masks[b] if seg_masks is not None else None
             if target is None or seg_hidden.shape[0] == 0:
                 if target is not None and target.shape[0]:
@@ -214,9 +245,9 @@ class SamaModel(nn.Module):
         fed_ids = generated[:-1]
         if fed:
             states = torch.stack(fed)
-            seg_hidden = states[fed_ids == self.seg_token_id]
+            seg_hidden = self.grounding_inputs(fed_ids, states[fed_ids == self.seg_token_id])
         else:
-            seg_hidden = embeds.new_zeros(0, embeds.shape[-1])
+            seg_hidden = self.grounding_inputs([], embeds.new_zeros(0, embeds.shape[-1]))
         token_ids = [int(i) for i in generated if int(i) not in stop]
         text = self.tokenizer.decode(token_ids, skip_special_tokens=False)
         return GenerationResult(text=text, token_ids=token_ids, seg_hidden=seg_hidden)

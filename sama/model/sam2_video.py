@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import nn
 from transformers import Sam2VideoModel
 from transformers.models.sam2_video.modeling_sam2_video import (
     Sam2VideoInferenceSession,
     Sam2VideoPromptEncoder,
 )
+
+from sama.model.init import pytorch_default_init
 
 # Keys of a stored frame output that later frames never read (only the same-frame memory encoder uses them).
 TRANSIENT_OUTPUT_KEYS = ("high_res_masks",)
@@ -79,9 +80,7 @@ class SamaSam2VideoModel(Sam2VideoModel):
         (measured at 128 px: a learned class-embedding prompt stays at val IoU 0.12-0.24 over 400 steps with the
         N(0, 0.02) init, and reaches 0.76 after 200 steps with this one). Loading a checkpoint overwrites all of it.
         """
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                module.reset_parameters()
+        pytorch_default_init(self)
 
     @torch.no_grad()
     def tie_prompt_positional_encoding(self) -> None:

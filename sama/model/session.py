@@ -256,7 +256,8 @@ class ChatSession:
             self._cached_len += embeds.shape[1]
             mask = torch.ones(1, self._cached_len, dtype=torch.long, device=embeds.device)
             out = model.backbone.run_llm(embeds, mask, cache=self._cache, use_cache=True, logits_to_keep=1)
-            seg_hidden = out.hidden_states[-1][0][input_ids[0] == model.seg_token_id]  # [SEG] as the input
+            seg_states = out.hidden_states[-1][0][input_ids[0] == model.seg_token_id]  # [SEG] as the input
+            seg_hidden = model.grounding_inputs(input_ids[0], seg_states)
         self._pending_suffix = False  # the stop word was fed with the answer
         turn = ChatTurn(question=question, raw_text=answer.strip(), text=clean_text(answer),
                         phrases=seg_phrases(answer), new_tokens=len(ids) + len(answer_ids), seg_hidden=seg_hidden,
@@ -276,7 +277,7 @@ class ChatSession:
         return torch.cat(parts, dim=0)
 
     def _greedy(self, embeds: torch.Tensor, max_new_tokens: int) -> tuple[list[int], torch.Tensor]:
-        """Greedy decoding on top of the KV cache; returns the generated ids and the last-layer states of [SEG]."""
+        """Greedy decoding on top of the KV cache; returns the generated ids and their [SEG] grounding inputs."""
         from transformers import DynamicCache
 
         model = self.model
@@ -298,7 +299,7 @@ class ChatSession:
             if next_id == seg_id:  # official get_seg_hidden_states: the state where [SEG] is the input
                 seg_states.append(out.hidden_states[-1][0, -1])
         hidden = torch.stack(seg_states) if seg_states else embeds.new_zeros(0, embeds.shape[-1])
-        return generated, hidden
+        return generated, model.grounding_inputs(generated, hidden)
 
     def _step(self, embeds: torch.Tensor) -> Any:
         self._cached_len += embeds.shape[1]

@@ -88,12 +88,34 @@ class DataConfig:
 
 
 @dataclass
+class VisionWarmupConfig:
+    """Self-supervised warm start of a random vision tower before step 1 (``sama.train.vision_warmup``; ours: SAMA
+    starts from a pretrained tower, SAMA.md §1.1)."""
+
+    steps: int = 0  # 0: off
+    lr: float = 1e-3
+    batch_frames: int = 16  # frames per step
+    cell_pixels: int = 7  # each token reconstructs its cell pooled to cell_pixels × cell_pixels RGB
+    pool_samples: int = 256  # training samples whose sparse frames form the frame pool
+
+    def validate(self, where: str) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"{where}: vision_warmup.steps must be >= 0, got {self.steps}")
+        for name in ("batch_frames", "cell_pixels", "pool_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}: vision_warmup.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}: vision_warmup.lr must be > 0, got {self.lr}")
+
+
+@dataclass
 class TrainConfig:
     """Everything ``sama train`` needs."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    vision_warmup: VisionWarmupConfig = field(default_factory=VisionWarmupConfig)
     output_dir: str = "outputs/train"
     seed: int = 0
     epochs: int = SAMA_MAX_EPOCHS
@@ -132,6 +154,7 @@ class TrainConfig:
             raise ConfigError(f"{where}: optim.warmup_ratio must be in [0, 1), got {self.optim.warmup_ratio}")
         if not self.data.train:
             raise ConfigError(f"{where}: data.train lists no dataset")
+        self.vision_warmup.validate(where)
         for split in ("train", "val"):
             for i, ds in enumerate(getattr(self.data, split)):
                 if ds.kind not in DATASET_KINDS:

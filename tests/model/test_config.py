@@ -45,7 +45,9 @@ def test_paper_presets_llm(name: str, hidden: int, template: str) -> None:
 
 def test_small_presets() -> None:
     smol = SamaConfig.from_name("sama-smol")
-    assert smol.llm.kind == "smollm2" and smol.llm.hidden_size == 576 and smol.vision.tokens_per_frame == 16
+    assert smol.llm.kind == "smollm2" and smol.llm.hidden_size == 576
+    assert smol.vision.tokens_per_frame == 64 and smol.vision.grid_size == 8  # no pixel shuffle (measured choice)
+    assert smol.sampling.num_dense == 2 and smol.sam2.seg_phrase_input
     tiny = SamaConfig.from_name("sama-tiny")
     assert tiny.vision.tokens_per_frame == 4
     assert {"sama-tiny", "sama-smol", "sama-1b", "sama-4b", "sama-8b"} <= set(list_presets())

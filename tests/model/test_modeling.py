@@ -195,3 +195,47 @@ def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path,
         torch.manual_seed(5)
         after = loaded(**batch)
     assert torch.equal(before.logits, after.logits)
+
+
+def test_phrase_embeddings_follow_the_phrase_before_each_seg(tiny_model) -> None:
+    tok, ids = tiny_model.tokenizer, tiny_model.backbone.token_ids
+    text = "Sure, <p> the red circle </p> [SEG] and [SEG], then <p> a blue square </p> [SEG]."
+    token_ids = tok.encode(text, add_special_tokens=False)
+    assert token_ids.count(ids["[SEG]"]) == 3
+    rows = tiny_model.phrase_embeddings(torch.tensor(token_ids))
+    weight = tiny_model.backbone.input_embeddings().weight
+
+    def words(phrase: str) -> torch.Tensor:
+        start = token_ids.index(ids["<p>"], token_ids.index(ids["<p>"]) + 1) if phrase == "second" else \
+            token_ids.index(ids["<p>"])
+        end = token_ids.index(ids["</p>"], start)
+        return weight[token_ids[start + 1 : end]].mean(0)
+
+    torch.testing.assert_close(rows[0], words("first"))
+    assert rows[1].abs().sum() == 0  # a [SEG] with no phrase of its own
+    torch.testing.assert_close(rows[2], words("second"))
+    assert tiny_model.phrase_embeddings([]).shape == (0, weight.shape[1])
+
+
+def test_phrase_input_reaches_the_sam2_prompt(sample) -> None:
+    config = SamaConfig.from_name("sama-tiny")
+    config.sam2.seg_phrase_input = True
+    torch.manual_seed(0)
+    model = SamaModel(config)
+    assert SamaConfig.from_name("sama-1b").sam2.seg_phrase_input is False  # SAMA.md §1.1: the [SEG] state alone
+    assert SamaConfig.from_name("sama-smol").sam2.seg_phrase_input is True
+    assert model.grounding.input_size == 2 * config.llm.hidden_size
+    model.zero_grad(set_to_none=True)
+    _loss(model, [sample]).loss.backward()
+    assert model.grounding.phrase_proj.weight.grad.abs().sum() > 0
+    assert "grounding.phrase_proj.weight" in model.trainable_parameter_names()
+    # two phrases give two different prompts even when the LLM states are identical
+    states = torch.zeros(2, config.llm.hidden_size)
+    red, blue = (model.tokenizer.encode(f"<p> the {c} box </p> [SEG]", add_special_tokens=False) for c in ("red", "blue"))
+    prompts = model.grounding.project(torch.cat([model.grounding_inputs(red, states[:1]),
+                                                 model.grounding_inputs(blue, states[1:])]))
+    assert not torch.allclose(prompts[0], prompts[1])
+    with pytest.raises(DataError, match="grounding inputs"):
+        model.grounding.project(states)  # the state alone is not enough for this config
+    with pytest.raises(DataError, match="2 \\[SEG\\] states but 1"):
+        model.grounding_inputs(red, torch.zeros(2, config.llm.hidden_size))
