@@ -63,7 +63,7 @@ def run_one(num_frames: int, num_objects: int, threads: int, queue: mp.Queue) ->
     torch.manual_seed(0)
     config = SamaConfig.from_name("sama-tiny")
     grounding = SamaGrounding(config.sam2, config.llm.hidden_size).eval()
-    seg = torch.randn(num_objects, config.llm.hidden_size)
+    seg = torch.randn(num_objects, grounding.input_size)
     cond_frames = [0, 3, 6, 9, 12]  # e.g. the first five sparse frames (interval 3), SAMA.md §1.2
     for _ in grounding.propagate(MovingSquareVideo(WARMUP_FRAMES), seg, cond_frames).rle():
         pass

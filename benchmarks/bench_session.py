@@ -188,7 +188,7 @@ def memory_child(preset: str, frames: int, objects: int, threads: int, queue: An
         """Propagate K [SEG] masks over every frame, keeping compact RLEs (what ``sama predict`` stores)."""
         session = ChatSession(model, LazyVideo(length), max_new_tokens=2)
         turn = session.ask("Which objects can you see?")
-        turn.seg_hidden = torch.randn(objects, model.config.llm.hidden_size)  # as if K [SEG] were generated
+        turn.seg_hidden = torch.randn(objects, model.grounding.input_size)  # as if K [SEG] were generated
         rles: list[list[Any]] = [[] for _ in range(objects)]
         for index, masks in turn.iter_masks():
             for k, mask in enumerate(masks):
