@@ -69,3 +69,15 @@ def test_sama_smol_uses_the_real_smollm2_and_generates_text() -> None:
     sample = model.processor.build_prompt(frames, [("What is the capital of France?", None)], [[]])
     result = model.generate(sample, max_new_tokens=6)
     assert result.text.strip() and len(result.token_ids) <= 6
+
+
+def test_random_vision_tower_and_projector_use_pytorch_default_init() -> None:
+    """Kaiming-uniform (std = 1/sqrt(3·fan_in)), not transformers' N(0, 0.02): a from-scratch tower needs it."""
+    backbone = SamaBackbone(SamaConfig.from_name("sama-tiny"))
+    layers = [m for part in (backbone.vision_tower, backbone.projector) for m in part.modules()
+              if isinstance(m, torch.nn.Linear) and m.weight.shape[1] >= 32]
+    assert layers
+    for layer in layers:
+        bound = layer.weight.shape[1] ** -0.5
+        assert layer.weight.abs().max() <= bound + 1e-6
+        assert abs(float(layer.weight.std()) - bound / 3**0.5) < 0.3 * bound / 3**0.5
