@@ -1,8 +1,8 @@
 """``sama demo``: a self-contained three-turn grounded video chat on a freshly generated synthetic video.
 
 It makes an example video from the synthetic world (a random stream no training set uses), asks (1) an attribute
-question about an object given by a box on frame 0, (2) a follow-up that needs the dialogue history, (3) a grounded
-question, prints the dialogue next to the ground-truth answers, and writes the masks (PNG + RLE JSON per grounded
+question about an object given by a box on a dense frame, (2) a follow-up that needs the dialogue history, (3) a
+grounded question, prints the dialogue next to the ground-truth answers, and writes the masks (PNG + RLE JSON per grounded
 object), overlays (GIF + MP4) and a ``dialogue.json``. Without trained weights it runs the untrained preset and says so.
 """
 
@@ -33,7 +33,7 @@ class DemoTurn:
     question: str
     expected: str
     kind: str
-    box_object: int | None = None  # object index referred by a box on frame 0
+    box_object: int | None = None  # object index referred by a box (on the box frame)
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,12 +52,19 @@ def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def script(scene: Any) -> list[DemoTurn]:
-    """The three turns, built from the synthetic world's own question templates and facts (language.py)."""
+def box_frame(scene: Any, dense_frames: list[int]) -> int:
+    """The frame the box is drawn on: the first dense frame showing an object (SAMA reads a reference on the dense
+    frames, SAMA.md §1.4, so a box there is read where it was drawn), else frame 0."""
+    return next((f for f in dense_frames if scene.masks[:, f].any()), 0)
+
+
+def script(scene: Any, frame: int = 0) -> list[DemoTurn]:
+    """The three turns, built from the synthetic world's own question templates and facts (language.py); the box
+    refers to the largest object on ``frame``."""
     from sama.data.synthetic.language import MOTION_PHRASES, QUESTION_TEMPLATES, grounded, join_phrases
 
-    areas = scene.masks[:, 0].sum(axis=(1, 2))
-    target = scene.objects[int(np.argmax(areas))]  # the largest object on frame 0 (always visible there)
+    areas = scene.masks[:, frame].sum(axis=(1, 2))
+    target = scene.objects[int(np.argmax(areas))]  # the largest object on the box frame
     everything = "There are " + join_phrases([grounded(o) for o in scene.objects]) + "."
     return [
         DemoTurn(QUESTION_TEMPLATES["motion"][1], f"It {MOTION_PHRASES[target.motion]}.", "motion",
@@ -114,17 +121,18 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
 
     _say(out, "[3/5] encoding the video (vision tower + spatial aggregator, cached for every turn)")
     session = ChatSession(model, video, max_new_tokens=max_new_tokens)
-    turns = script(scene)
+    frame = box_frame(scene, session.dense_frame_indices)
+    turns = script(scene, frame)
     model_objects: list[GroundedObject] = []
     _say(out, "[4/5] the conversation")
     for number, item in enumerate(turns, 1):
         refs = []
         if item.box_object is not None:
-            box = box_of(scene.masks[item.box_object, 0])
-            refs = [Box(xyxy=box, frame=0)]
-            item.result["box"] = {"frame": 0, "xyxy": list(box), "object": scene.objects[item.box_object].name}
+            box = box_of(scene.masks[item.box_object, frame])
+            refs = [Box(xyxy=box, frame=frame)]
+            item.result["box"] = {"frame": frame, "xyxy": list(box), "object": scene.objects[item.box_object].name}
         turn = session.ask(item.question, refs)
-        shown = item.question.replace("<mask>", f"<box {list(box)} on frame 0>") if refs else item.question
+        shown = item.question.replace("<mask>", f"<box {list(box)} on frame {frame}>") if refs else item.question
         _say(out, f"  user  [{number}]: {shown}")
         _say(out, f"  sama  [{number}]: {turn.raw_text or '(empty answer)'}")
         _say(out, f"  truth [{number}]: {item.expected}")
@@ -146,7 +154,7 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
     x1, y1, x2, y2 = box_turn.result["box"]["xyxy"]
     box_mask = np.zeros((video.height, video.width), dtype=bool)
     box_mask[y1:y2, x1:x2] = True
-    prompt = GroundedObject(REF_LABEL, [_rle(box_mask)] + [None] * (len(video) - 1))
+    prompt = GroundedObject(REF_LABEL, [None] * frame + [_rle(box_mask)] + [None] * (len(video) - frame - 1))
     files += write_overlays(video, [prompt, *model_objects], out_dir, fps=DEMO_FPS)
     dialogue = {
         "model": source.describe(), "trained": source.trained, "seed": seed, "stream": list(DEMO_STREAM),
@@ -156,7 +164,8 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
     dialogue_path = out_dir / "dialogue.json"
     dialogue_path.write_text(json.dumps(dialogue, indent=1), encoding="utf-8")
     _say(out, f"done. Files in {out_dir}:")
-    _say(out, f"  {out_dir / 'overlay.gif'} / overlay.mp4   the model's grounded objects (+ the box prompt on frame 0)")
+    _say(out, f"  {out_dir / 'overlay.gif'} / overlay.mp4   the model's grounded objects (+ the box prompt on frame "
+              f"{frame})")
     _say(out, f"  {gt_dir}/                 ground-truth masks (PNG per frame, RLE JSON) and overlay GIF/MP4")
     if model_objects:
         _say(out, f"  {out_dir}/turnN/              per-turn masks of the model's [SEG] objects")

@@ -150,7 +150,14 @@ def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_
     dialogue = json.loads((demo / "dialogue.json").read_text())
     assert dialogue["trained"] is False and len(dialogue["turns"]) == 3
     first = dialogue["turns"][0]
-    assert "<mask>" in first["question"] and first["box"]["frame"] == 0 and first["expected"].startswith("It ")
+    from sama.config import SamaConfig
+    from sama.data.sampling import dense_frame_indices
+
+    sampling = SamaConfig.from_name("sama-tiny").sampling
+    dense = dense_frame_indices(24, sampling.num_dense, sampling.dense_policy, interval=sampling.sparse_interval,
+                                max_frames=sampling.max_frames, min_frames=sampling.min_frames)
+    assert first["box"]["frame"] == dense[0] != 0  # drawn where SAMA reads it (SAMA.md §1.4), not shifted
+    assert "<mask>" in first["question"] and first["expected"].startswith("It ")
     assert dialogue["turns"][1]["kind"] == "followup_colour" and dialogue["turns"][2]["kind"] == "objects"
     for name in ("overlay.gif", "overlay.mp4", "example.gif", "example.mp4", "ground_truth/overlay.gif"):
         assert (demo / name).stat().st_size > 0, name
@@ -163,13 +170,15 @@ def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_
 
 
 def test_demo_box_comes_from_the_ground_truth() -> None:
-    from sama.serve.demo import box_of, demo_scene, script
+    from sama.serve.demo import box_frame, box_of, demo_scene, script
 
     scene = demo_scene(3)
-    turns = script(scene)
+    frame = box_frame(scene, [6, 15])
+    assert frame == 6 and box_frame(scene, []) == 0
+    turns = script(scene, frame)
     target = turns[0].box_object
-    x1, y1, x2, y2 = box_of(scene.masks[target, 0])
-    visible = scene.masks[target, 0]
+    x1, y1, x2, y2 = box_of(scene.masks[target, frame])
+    visible = scene.masks[target, frame]
     assert visible[y1:y2, x1:x2].sum() == visible.sum() and visible[y1, :].any() and visible[:, x2 - 1].any()
     assert turns[1].expected == f"It is {scene.objects[target].colour}."
     with pytest.raises(Exception, match="--seed must be a non-negative integer"):
