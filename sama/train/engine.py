@@ -248,29 +248,34 @@ class Trainer:
         self.processor = getattr(raw, "processor", None)
         if self.processor is None:
             raise ConfigError(f"model {cfg.model.name!r} has no `processor` (needed to turn samples into tensors)")
-        self.vision_warmup_result = self._vision_warmup(raw)
+        self.warm_start_records = self._warm_starts(raw)
         self.trainable = [(n, p) for n, p in raw.named_parameters() if p.requires_grad]
         if not self.trainable:
             raise ConfigError(f"model {cfg.model.name!r} has no trainable parameter (check its freeze policy)")
         self._build_optimisation(raw)
 
-    def _vision_warmup(self, raw: nn.Module) -> dict[str, Any] | None:
-        """Run the configured vision warm start on a fresh run (a resumed run has its result in the checkpoint).
+    def _warm_starts(self, raw: nn.Module) -> list[dict[str, Any]]:
+        """Run the configured warm starts (vision, then grounding) on a fresh run; a resumed run has their result in
+        its checkpoint. Every rank runs them with the same seed and data, so replicas start identical."""
+        cfg, records = self.cfg, []
+        if self.resume_state is not None or (cfg.vision_warmup.steps == 0 and cfg.grounding_warmup.steps == 0):
+            return records
+        if not hasattr(raw, "backbone") or not hasattr(raw, "grounding"):
+            raise ConfigError(f"{cfg.source_file}: vision_warmup / grounding_warmup need a SamaModel (model "
+                              f"{cfg.model.name!r} is not one)")
+        progress = self.info.is_main and cfg.progress
+        if cfg.vision_warmup.steps:
+            from sama.train.vision_warmup import frame_pool, warmup_vision
 
-        Every rank runs it with the same seed and frames, so replicas start identical without a broadcast."""
-        warm = self.cfg.vision_warmup
-        if warm.steps == 0 or self.resume_state is not None:
-            return None
-        backbone = getattr(raw, "backbone", None)
-        if backbone is None:
-            raise ConfigError(f"{self.cfg.source_file}: vision_warmup needs a SamaModel (model {self.cfg.model.name!r} "
-                              "has no vision backbone)")
-        from sama.train.vision_warmup import frame_pool, warmup_vision
+            frames = frame_pool(self.train_data, cfg.vision_warmup.pool_samples, np.random.default_rng(cfg.seed))
+            result = warmup_vision(raw.backbone, frames, cfg.vision_warmup, seed=cfg.seed, progress=progress)
+            records.append({"step": 0, "split": "vision_warmup", **dataclasses.asdict(result)})
+        if cfg.grounding_warmup.steps:
+            from sama.train.grounding_warmup import warmup_grounding
 
-        frames = frame_pool(self.train_data, warm.pool_samples, np.random.default_rng(self.cfg.seed))
-        result = warmup_vision(backbone, frames, warm, seed=self.cfg.seed,
-                               progress=self.info.is_main and self.cfg.progress)
-        return {"step": 0, "split": "vision_warmup", **dataclasses.asdict(result)}
+            result = warmup_grounding(raw, self.train_data, cfg.grounding_warmup, seed=cfg.seed, progress=progress)
+            records.append({"step": 0, "split": "grounding_warmup", **dataclasses.asdict(result)})
+        return records
 
     def _build_optimisation(self, raw: nn.Module) -> None:
         cfg, opt = self.cfg, self.cfg.optim
@@ -496,8 +501,8 @@ class Trainer:
             (self.output_dir / CONFIG_SNAPSHOT).write_text(json.dumps(config_to_dict(cfg), indent=1))
             tb_dir = self.output_dir / "tensorboard" if cfg.tensorboard else None
             logger = JsonlLogger(self.output_dir / LOG_FILE, self.step if self.resume_from else None, tb_dir)
-            if self.vision_warmup_result is not None:
-                logger.log(self.vision_warmup_result)
+            for record in self.warm_start_records:
+                logger.log(record)
         progress = None
         if info.is_main and cfg.progress:
             from tqdm.auto import tqdm

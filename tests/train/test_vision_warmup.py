@@ -78,5 +78,5 @@ def test_training_runs_the_warmup_on_fresh_runs_only(tmp_path: Path) -> None:
     cfg.max_steps = 3
     resumed = Trainer(cfg, resume=True)
     resumed.fit()
-    assert resumed.vision_warmup_result is None  # the checkpoint holds the warmed-up tower
+    assert resumed.warm_start_records == []  # the checkpoint holds the warmed-up tower
     assert len([r for r in read_log(result.log_path) if r["split"] == "vision_warmup"]) == 1
