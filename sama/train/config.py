@@ -87,6 +87,17 @@ class DataConfig:
     shuffle: bool = True
 
 
+def check_bounds(section: Any, where: str, name: str, *, at_least_zero: tuple[str, ...] = (),
+                 at_least_one: tuple[str, ...] = (), positive: tuple[str, ...] = ()) -> None:
+    """Raise ``ConfigError`` naming ``name.field`` for the first listed field of ``section`` out of its bound."""
+    for fields, ok, bound in ((at_least_zero, lambda v: v >= 0, ">= 0"), (at_least_one, lambda v: v >= 1, ">= 1"),
+                              (positive, lambda v: v > 0, "> 0")):
+        for field_name in fields:
+            value = getattr(section, field_name)
+            if not ok(value):
+                raise ConfigError(f"{where}: {name}.{field_name} must be {bound}, got {value}")
+
+
 @dataclass
 class VisionWarmupConfig:
     """Self-supervised warm start of a random vision tower before step 1 (``sama.train.vision_warmup``; ours: SAMA
@@ -99,13 +110,8 @@ class VisionWarmupConfig:
     pool_samples: int = 256  # training samples whose sparse frames form the frame pool
 
     def validate(self, where: str) -> None:
-        if self.steps < 0:
-            raise ConfigError(f"{where}: vision_warmup.steps must be >= 0, got {self.steps}")
-        for name in ("batch_frames", "cell_pixels", "pool_samples"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}: vision_warmup.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"{where}: vision_warmup.lr must be > 0, got {self.lr}")
+        check_bounds(self, where, "vision_warmup", at_least_zero=("steps",),
+                     at_least_one=("batch_frames", "cell_pixels", "pool_samples"), positive=("lr",))
 
 
 @dataclass
@@ -124,14 +130,8 @@ class GroundingWarmupConfig:
     sources: list[str] = field(default_factory=list)
 
     def validate(self, where: str) -> None:
-        if self.steps < 0:
-            raise ConfigError(f"{where}: grounding_warmup.steps must be >= 0, got {self.steps}")
-        for name in ("samples_per_step", "frames_per_sample"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}: grounding_warmup.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "phrase_lr_multiplier"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{where}: grounding_warmup.{name} must be > 0, got {getattr(self, name)}")
+        check_bounds(self, where, "grounding_warmup", at_least_zero=("steps",),
+                     at_least_one=("samples_per_step", "frames_per_sample"), positive=("lr", "phrase_lr_multiplier"))
 
 
 @dataclass

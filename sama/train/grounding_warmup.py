@@ -28,6 +28,7 @@ from sama.errors import ConfigError
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.config import GroundingWarmupConfig
+from sama.train.warm_start import recent_loss, torch_seed, trainable
 
 MIN_VISIBLE_PIXELS = 4  # a (phrase, frame) pair is trained on when the object shows at least this many pixels
 MAX_DRAWS_PER_SAMPLE = 16  # random draws per wanted sample before a step gives up (samples without phrases are skipped)
@@ -62,6 +63,29 @@ def phrase_mask_pairs(model: SamaModel, sample: TrainingSample) -> tuple[torch.T
     return torch.stack(rows), np.stack(masks)
 
 
+def _sample_loss(model: SamaModel, sample: TrainingSample, frames_per_sample: int,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, int] | None:
+    """Weighted BCE + Dice of the sample's phrase prompts on up to ``frames_per_sample`` random frames that show a
+    grounded object, over the (phrase, frame) pairs where the object shows; with the pair count. None: nothing to
+    train on in this sample."""
+    phrases, masks = phrase_mask_pairs(model, sample)
+    if phrases.shape[0] == 0:
+        return None
+    visible = masks.reshape(*masks.shape[:2], -1).sum(-1) >= MIN_VISIBLE_PIXELS  # (K, T_s)
+    candidates = np.flatnonzero(visible.any(0))
+    if candidates.size == 0:
+        return None
+    frames = np.sort(rng.choice(candidates, size=min(frames_per_sample, candidates.size), replace=False))
+    grounding, weights = model.grounding, model.config.loss
+    device = next(grounding.phrase_proj.parameters()).device
+    logits = grounding.decode_prompts(grounding.image_features(sample.frames[frames]),
+                                      grounding.phrase_proj(phrases.to(device)))
+    keep = torch.from_numpy(visible[:, frames]).to(device)  # only (phrase, frame) pairs that show the object
+    target = torch.from_numpy(masks[:, frames]).to(device)
+    bce, dice = mask_losses(logits[keep], target[keep], weights)
+    return weights.bce_weight * bce + weights.dice_weight * dice, int(keep.sum())
+
+
 def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupConfig, *, seed: int = 0,
                      progress: bool = True) -> GroundingWarmupResult:
     """Train ``phrase_proj`` and SAM2 on phrase prompts for ``cfg.steps`` steps of ``cfg.samples_per_step`` samples."""
@@ -71,60 +95,41 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
     if cfg.steps < 1:
         raise ConfigError(f"grounding_warmup.steps must be >= 1 to run the warm-up, got {cfg.steps}")
     rng = np.random.default_rng(seed)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     sam2 = grounding.sam2
     phrase = list(grounding.phrase_proj.parameters())
     segmenter = [*sam2.prompt_encoder.parameters(), *sam2.mask_decoder.parameters()]
     if model.config.trainable.sam2_image_encoder:
         segmenter += list(sam2.vision_encoder.parameters())
-    params = phrase + segmenter
-    flags = {id(p): p.requires_grad for p in params}
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW([{"params": segmenter, "lr": cfg.lr},
-                                   {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
-    device = next(grounding.phrase_proj.parameters()).device
     losses: list[float] = []
     pairs_seen = 0
     start = time.time()
-    bar = tqdm(range(cfg.steps), desc="grounding warm-up", disable=not progress)
-    for _ in bar:
-        terms: list[torch.Tensor] = []
-        for _tries in range(MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step):
-            if len(terms) == cfg.samples_per_step:
-                break
-            sample = dataset[int(rng.integers(len(dataset)))]
-            if cfg.sources and sample.source not in cfg.sources:
-                continue
-            phrases, masks = phrase_mask_pairs(model, sample)
-            if phrases.shape[0] == 0:
-                continue
-            visible = masks.reshape(*masks.shape[:2], -1).sum(-1) >= MIN_VISIBLE_PIXELS  # (K, T_s)
-            candidates = np.flatnonzero(visible.any(0))
-            if candidates.size == 0:
-                continue
-            frames = np.sort(rng.choice(candidates, size=min(cfg.frames_per_sample, candidates.size), replace=False))
-            features = grounding.image_features(sample.frames[frames])
-            logits = grounding.decode_prompts(features, grounding.phrase_proj(phrases.to(device)))
-            keep = torch.from_numpy(visible[:, frames]).to(device)  # only (phrase, frame) pairs that show the object
-            target = torch.from_numpy(masks[:, frames]).to(device)
-            bce, dice = mask_losses(logits[keep], target[keep], model.config.loss)
-            terms.append(model.config.loss.bce_weight * bce + model.config.loss.dice_weight * dice)
-            pairs_seen += int(keep.sum())
-        if not terms:
-            sources = f" from sources {cfg.sources}" if cfg.sources else ""
-            raise ConfigError(f"grounding_warmup found no [SEG] with a <p> phrase </p> in "
-                              f"{MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step} training samples{sources}; it needs grounded answers")
-        loss = torch.stack(terms).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    for p in params:
-        p.requires_grad_(flags[id(p)])
-    torch.random.set_rng_state(generator_state)
+    with torch_seed(seed), trainable(phrase + segmenter) as params:
+        optimizer = torch.optim.AdamW([{"params": segmenter, "lr": cfg.lr},
+                                       {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
+        bar = tqdm(range(cfg.steps), desc="grounding warm-up", disable=not progress)
+        for _ in bar:
+            terms: list[torch.Tensor] = []
+            for _tries in range(MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step):
+                if len(terms) == cfg.samples_per_step:
+                    break
+                sample = dataset[int(rng.integers(len(dataset)))]
+                if cfg.sources and sample.source not in cfg.sources:
+                    continue
+                term = _sample_loss(model, sample, cfg.frames_per_sample, rng)
+                if term is not None:
+                    terms.append(term[0])
+                    pairs_seen += term[1]
+            if not terms:
+                sources = f" from sources {cfg.sources}" if cfg.sources else ""
+                raise ConfigError(f"grounding_warmup found no [SEG] with a <p> phrase </p> in "
+                                  f"{MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step} training samples{sources}; "
+                                  "it needs grounded answers")
+            loss = torch.stack(terms).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
     return GroundingWarmupResult(steps=cfg.steps, pairs=pairs_seen, seconds=time.time() - start,
-                                 first_loss=losses[0], last_loss=float(np.mean(losses[-20:])))
+                                 first_loss=losses[0], last_loss=recent_loss(losses))

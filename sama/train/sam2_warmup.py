@@ -26,6 +26,7 @@ from sama.model.grounding import Sam2Features
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.schedule import build_scheduler
+from sama.train.warm_start import recent_loss, trainable
 
 
 @dataclass
@@ -94,42 +95,39 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
     data = _ObjectFrames(Path(data_dir), split, rng)
     grounding = model.grounding
     sam2 = grounding.sam2
-    params = [*sam2.vision_encoder.parameters(), *sam2.prompt_encoder.parameters(), *sam2.mask_decoder.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    schedule = build_scheduler(optimizer, steps, warmup_ratio=0.05, start_factor=1e-3)
-    model.train()
-    losses: list[float] = []
-    start = time.time()
-    bar = tqdm(range(steps), desc="sam2 warm-up", disable=not progress)
-    for step in bar:
-        frames, masks = data.sample(frames_per_step)
-        height, width = masks[0].shape
-        features: Sam2Features = grounding.image_features(frames)
-        if step % 2 == 0:  # boxes, as SAMA's referred objects are boxes (SAMA.md §1.4)
-            corners = np.stack([_box_prompt(m, rng) for m in masks]).reshape(-1, 2)
-            boxes = grounding._to_model_coords(corners, height, width, field="box").view(len(masks), 1, 4)
-            logits, _ = grounding._decode_masks(features, None, None, boxes, multimask=False)
-        else:
-            points = np.stack([_point_prompt(m, rng) for m in masks])
-            coords = grounding._to_model_coords(points, height, width, field="point").view(len(masks), 1, 1, 2)
-            labels = torch.ones(len(masks), 1, 1, dtype=torch.int32)
-            logits, _ = grounding._decode_masks(features, coords, labels, None, multimask=False)
-        target = torch.from_numpy(np.stack(masks))
-        bce, dice = mask_losses(logits[:, 0, 0], target, model.config.loss)
-        loss = model.config.loss.bce_weight * bce + model.config.loss.dice_weight * dice
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    for p, flag in zip(params, flags):
-        p.requires_grad_(flag)
+    sam2_params = [*sam2.vision_encoder.parameters(), *sam2.prompt_encoder.parameters(),
+                   *sam2.mask_decoder.parameters()]
+    with trainable(sam2_params) as params:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+        schedule = build_scheduler(optimizer, steps, warmup_ratio=0.05, start_factor=1e-3)
+        model.train()
+        losses: list[float] = []
+        start = time.time()
+        bar = tqdm(range(steps), desc="sam2 warm-up", disable=not progress)
+        for step in bar:
+            frames, masks = data.sample(frames_per_step)
+            height, width = masks[0].shape
+            features: Sam2Features = grounding.image_features(frames)
+            if step % 2 == 0:  # boxes, as SAMA's referred objects are boxes (SAMA.md §1.4)
+                corners = np.stack([_box_prompt(m, rng) for m in masks]).reshape(-1, 2)
+                boxes = grounding._to_model_coords(corners, height, width, field="box").view(len(masks), 1, 4)
+                logits, _ = grounding._decode_masks(features, None, None, boxes, multimask=False)
+            else:
+                points = np.stack([_point_prompt(m, rng) for m in masks])
+                coords = grounding._to_model_coords(points, height, width, field="point").view(len(masks), 1, 1, 2)
+                labels = torch.ones(len(masks), 1, 1, dtype=torch.int32)
+                logits, _ = grounding._decode_masks(features, coords, labels, None, multimask=False)
+            target = torch.from_numpy(np.stack(masks))
+            bce, dice = mask_losses(logits[:, 0, 0], target, model.config.loss)
+            loss = model.config.loss.bce_weight * bce + model.config.loss.dice_weight * dice
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
     model.eval()
     model.save_pretrained(out_dir)
     return WarmupResult(steps=steps, seconds=time.time() - start, first_loss=losses[0],
-                        last_loss=float(np.mean(losses[-20:])))
+                        last_loss=recent_loss(losses))

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from sama.errors import ConfigError
 from sama.model.backbone import SamaBackbone
 from sama.train.config import VisionWarmupConfig
+from sama.train.warm_start import recent_loss, torch_seed, trainable
 
 
 @dataclass
@@ -64,31 +65,23 @@ def warmup_vision(backbone: SamaBackbone, frames: np.ndarray, cfg: VisionWarmupC
     if cfg.steps < 1:
         raise ConfigError(f"vision_warmup.steps must be >= 1 to run the warm-up, got {cfg.steps}")
     rng = np.random.default_rng(seed)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     grid, r = backbone.config.vision.grid_size, cfg.cell_pixels
     param = next(backbone.projector.parameters())
-    decoder = nn.Linear(backbone.hidden_size, r * r * 3).to(param.device)
-    params = [*backbone.vision_tower.parameters(), *backbone.projector.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW([*params, *decoder.parameters()], lr=cfg.lr, weight_decay=0.0)
     losses: list[float] = []
     start = time.time()
-    bar = tqdm(range(cfg.steps), desc="vision warm-up", disable=not progress)
-    for _ in bar:
-        batch = torch.from_numpy(frames[rng.integers(len(frames), size=cfg.batch_frames)])
-        pixels = backbone.preprocess(batch).to(param.device)
-        tokens = backbone.encode_frames(pixels)
-        loss = F.mse_loss(decoder(tokens.float()), cell_targets(pixels.float(), grid, r))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    for p, flag in zip(params, flags):
-        p.requires_grad_(flag)
-    torch.random.set_rng_state(generator_state)
+    with torch_seed(seed), trainable([*backbone.vision_tower.parameters(), *backbone.projector.parameters()]) as params:
+        decoder = nn.Linear(backbone.hidden_size, r * r * 3).to(param.device)
+        optimizer = torch.optim.AdamW([*params, *decoder.parameters()], lr=cfg.lr, weight_decay=0.0)
+        bar = tqdm(range(cfg.steps), desc="vision warm-up", disable=not progress)
+        for _ in bar:
+            batch = torch.from_numpy(frames[rng.integers(len(frames), size=cfg.batch_frames)])
+            pixels = backbone.preprocess(batch).to(param.device)
+            tokens = backbone.encode_frames(pixels)
+            loss = F.mse_loss(decoder(tokens.float()), cell_targets(pixels.float(), grid, r))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
     return VisionWarmupResult(steps=cfg.steps, frames=len(frames), seconds=time.time() - start,
-                              first_loss=losses[0], last_loss=float(np.mean(losses[-20:])))
+                              first_loss=losses[0], last_loss=recent_loss(losses))

@@ -1,0 +1,44 @@
+"""Plumbing shared by the warm-start stages (SAM2 box/click, vision, grounding): parameters made trainable for the
+stage only, a torch RNG stream of its own, and the loss figures each stage reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+LOSS_WINDOW = 20  # a stage reports the mean of its last LOSS_WINDOW step losses
+
+
+@contextmanager
+def trainable(params: Iterable[nn.Parameter]) -> Iterator[list[nn.Parameter]]:
+    """``requires_grad`` on for ``params`` inside the block; each parameter's own flag is restored on exit (also on
+    an error), so the model's freeze policy is what it was."""
+    params = list(params)
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield params
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+@contextmanager
+def torch_seed(seed: int) -> Iterator[None]:
+    """Seed torch's global generator for the block and give the caller's generator state back afterwards."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def recent_loss(losses: list[float]) -> float:
+    """Mean of the last :data:`LOSS_WINDOW` losses (the progress bar's figure and a stage's ``last_loss``)."""
+    return float(np.mean(losses[-LOSS_WINDOW:]))
