@@ -224,6 +224,12 @@ class SamaGrounding(nn.Module):
             else None
         self.llm_hidden_size = llm_hidden_size
         self.phrase_proj = nn.Linear(llm_hidden_size, sam2.hidden_size) if sam2.seg_phrase_input else None
+        if self.phrase_proj is not None:
+            # With the phrase path, the state path starts at zero and learns a residual (like a zero-initialised
+            # adapter): a grounding warm-up trains the phrase path alone, and SAMA training then starts from exactly
+            # its prompts instead of adding a random projection of the [SEG] state to them.
+            nn.init.zeros_(self.seg_proj[2].weight)
+            nn.init.zeros_(self.seg_proj[2].bias)
         self.sam2 = SamaSam2VideoModel(build_sam2_video_config(sam2))
 
     def projection_parameters(self) -> list[nn.Parameter]:

@@ -9,8 +9,9 @@ object, several samples per step — without running the LLM. ``sources`` restri
 frame can resolve (measured on the synthetic world, sama-smol, fresh SAM2: val J on object names 0.62 after 100 steps
 of 4 chat samples × 4 frames, 2.5 s/step; 0.05-0.27 with the RVOS motion / pair expressions mixed in).
 
-The training engine runs it before step 1 of a fresh run when the training config's ``grounding_warmup.steps`` > 0.
-The shipped ``sama-smol`` recipe does not use it yet (it was measured after the shipped weights were trained).
+The training engine runs it before step 1 of a fresh run when the training config's ``grounding_warmup.steps`` > 0
+(after ``vision_warmup``); the shipped ``sama-smol`` recipe runs 150 steps on chat samples. SAMA training then starts
+from exactly these prompts: with ``seg_phrase_input`` the [SEG]-state path of the projection starts at zero.
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ def test_phrase_input_reaches_the_sam2_prompt(sample) -> None:
     model.zero_grad(set_to_none=True)
     _loss(model, [sample]).loss.backward()
     assert model.grounding.phrase_proj.weight.grad.abs().sum() > 0
+    assert model.grounding.seg_proj[2].weight.grad.abs().sum() > 0  # the zero-started state path learns
     assert "grounding.phrase_proj.weight" in model.trainable_parameter_names()
     # two phrases give two different prompts even when the LLM states are identical
     states = torch.zeros(2, config.llm.hidden_size)
@@ -235,6 +236,11 @@ def test_phrase_input_reaches_the_sam2_prompt(sample) -> None:
     prompts = model.grounding.project(torch.cat([model.grounding_inputs(red, states[:1]),
                                                  model.grounding_inputs(blue, states[1:])]))
     assert not torch.allclose(prompts[0], prompts[1])
+    # the state path starts at zero: a fresh model's prompt is the phrase path's alone, whatever the LLM state
+    fresh = SamaModel(config).grounding
+    noisy = torch.randn(1, config.llm.hidden_size)
+    inputs = model.grounding_inputs(red, noisy)
+    torch.testing.assert_close(fresh.project(inputs), fresh.phrase_proj(inputs[:, config.llm.hidden_size :]))
     with pytest.raises(DataError, match="grounding inputs"):
         model.grounding.project(states)  # the state alone is not enough for this config
     with pytest.raises(DataError, match="2 \\[SEG\\] states but 1"):
