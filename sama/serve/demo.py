@@ -9,6 +9,8 @@ object), overlays (GIF + MP4) and a ``dialogue.json``. Without trained weights i
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +95,7 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = resolve_model(model_spec)  # fail fast on a bad spec, before any work
+    clear_previous_run(out_dir)
     _say(out, f"[1/5] generating the example video (synthetic world, seed {seed}, stream {list(DEMO_STREAM)} — "
               "not used by any training set)")
     scene = demo_scene(seed)
@@ -173,6 +176,14 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
         _say(out, "  (the model emitted no [SEG], so it grounded no object: no per-turn mask files)")
     _say(out, f"  {out_dir / 'example.gif'} / example.mp4   the input video;  {dialogue_path}   the full record")
     return dialogue
+
+
+def clear_previous_run(out_dir: Path) -> None:
+    """Remove the per-object folders a previous demo run wrote (``turnN/``, ``ground_truth/``), so a rerun never
+    mixes the earlier run's objects into its own; other files in ``out_dir`` are overwritten or left alone."""
+    for child in out_dir.iterdir():
+        if child.is_dir() and (child.name == "ground_truth" or re.fullmatch(r"turn\d+", child.name)):
+            shutil.rmtree(child)
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any] | None:

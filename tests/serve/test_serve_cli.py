@@ -142,6 +142,11 @@ def test_predict_tasks_shards_and_errors(synthetic_bench, tmp_path, use_tiny, ca
 
 
 def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_seg, capsys) -> None:
+    stale = tmp_path / "demo" / "turn3" / "object_0_from-a-previous-run.json"  # a rerun must not keep it
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    keep = tmp_path / "demo" / "notes.txt"
+    keep.write_text("mine")
     assert main(["demo", "--out", str(tmp_path / "demo"), "--model", "sama-tiny", "--seed", "3",
                  "--max-new-tokens", "2"]) == 0
     printed = capsys.readouterr().out
@@ -165,6 +170,7 @@ def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_
         assert gif.size == (288, 288) and gif.n_frames == 24  # 96x96 upscaled 3x so the labels stay readable
     assert len(list((demo / "turn1").glob("object_*.json"))) == 2  # one RLE JSON per grounded object
     assert len(list((demo / "turn3" / "object_0_thing-0").glob("*.png"))) == 24  # a PNG per frame
+    assert not stale.exists() and keep.read_text() == "mine"
     gt = sorted((demo / "ground_truth").glob("object_*.json"))
     assert len(gt) == len(dialogue["scene"]["objects"])
 

@@ -177,6 +177,13 @@ def test_lr_multipliers_scale_matching_parameters(tmp_path: Path) -> None:
     ids = {id(p): n for n, p in trainer.raw_model.named_parameters()}
     seen = {ids[id(p)]: group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
     assert seen == {"head.0.weight": base, "head.0.bias": base, "head.3.weight": 3 * base, "head.3.bias": 3 * base}
+    data["optim"]["lr_multipliers"] = {"head.3.": 3.0, "head.": 0.5}  # the first matching prefix wins (sama-smol)
+    trainer = Trainer(config_from_dict(data))
+    trainer._setup()
+    ids = {id(p): n for n, p in trainer.raw_model.named_parameters()}
+    seen = {ids[id(p)]: group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert seen == {"head.0.weight": base / 2, "head.0.bias": base / 2, "head.3.weight": 3 * base,
+                    "head.3.bias": 3 * base}
     data["optim"]["lr_multipliers"] = {"encoder.": 2.0}  # frozen: matches no trainable parameter
     with pytest.raises(ConfigError, match=r"prefix 'encoder\.' matches no trainable parameter"):
         Trainer(config_from_dict(data))._setup()
