@@ -22,14 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from sama.data.sample import TrainingSample
 from sama.errors import ConfigError
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.config import GroundingWarmupConfig
-from sama.train.warm_start import recent_loss, torch_seed, trainable
+from sama.train.warm_start import optimise, recent_loss, torch_seed, trainable
 
 MIN_VISIBLE_PIXELS = 4  # a (phrase, frame) pair is trained on when the object shows at least this many pixels
 MAX_DRAWS_PER_SAMPLE = 16  # random draws per wanted sample before a step gives up (samples without phrases are skipped)
@@ -101,14 +100,14 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
     segmenter = [*sam2.prompt_encoder.parameters(), *sam2.mask_decoder.parameters()]
     if model.config.trainable.sam2_image_encoder:
         segmenter += list(sam2.vision_encoder.parameters())
-    losses: list[float] = []
     pairs_seen = 0
     start = time.time()
     with torch_seed(seed), trainable(phrase + segmenter) as params:
         optimizer = torch.optim.AdamW([{"params": segmenter, "lr": cfg.lr},
                                        {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
-        bar = tqdm(range(cfg.steps), desc="grounding warm-up", disable=not progress)
-        for _ in bar:
+
+        def step_loss(_step: int) -> torch.Tensor:
+            nonlocal pairs_seen
             terms: list[torch.Tensor] = []
             for _tries in range(MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step):
                 if len(terms) == cfg.samples_per_step:
@@ -125,12 +124,8 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
                 raise ConfigError(f"grounding_warmup found no [SEG] with a <p> phrase </p> in "
                                   f"{MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step} training samples{sources}; "
                                   "it needs grounded answers")
-            loss = torch.stack(terms).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
+            return torch.stack(terms).mean()
+
+        losses = optimise(optimizer, step_loss, cfg.steps, "grounding warm-up", progress=progress, clip=params)
     return GroundingWarmupResult(steps=cfg.steps, pairs=pairs_seen, seconds=time.time() - start,
                                  first_loss=losses[0], last_loss=recent_loss(losses))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from sama.data.masks import MaskDict
 from sama.data.schema import VideoRecord, load_records
@@ -26,7 +25,7 @@ from sama.model.grounding import Sam2Features
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.schedule import build_scheduler
-from sama.train.warm_start import recent_loss, trainable
+from sama.train.warm_start import optimise, recent_loss, trainable
 
 
 @dataclass
@@ -101,10 +100,9 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
         schedule = build_scheduler(optimizer, steps, warmup_ratio=0.05, start_factor=1e-3)
         model.train()
-        losses: list[float] = []
         start = time.time()
-        bar = tqdm(range(steps), desc="sam2 warm-up", disable=not progress)
-        for step in bar:
+
+        def step_loss(step: int) -> torch.Tensor:
             frames, masks = data.sample(frames_per_step)
             height, width = masks[0].shape
             features: Sam2Features = grounding.image_features(frames)
@@ -119,14 +117,10 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
                 logits, _ = grounding._decode_masks(features, coords, labels, None, multimask=False)
             target = torch.from_numpy(np.stack(masks))
             bce, dice = mask_losses(logits[:, 0, 0], target, model.config.loss)
-            loss = model.config.loss.bce_weight * bce + model.config.loss.dice_weight * dice
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
+            return model.config.loss.bce_weight * bce + model.config.loss.dice_weight * dice
+
+        losses = optimise(optimizer, step_loss, steps, "sam2 warm-up", progress=progress, clip=params,
+                          schedule=schedule)
     model.eval()
     model.save_pretrained(out_dir)
     return WarmupResult(steps=steps, seconds=time.time() - start, first_loss=losses[0],

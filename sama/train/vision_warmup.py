@@ -20,12 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from sama.errors import ConfigError
 from sama.model.backbone import SamaBackbone
 from sama.train.config import VisionWarmupConfig
-from sama.train.warm_start import recent_loss, torch_seed, trainable
+from sama.train.warm_start import optimise, recent_loss, torch_seed, trainable
 
 
 @dataclass
@@ -67,21 +66,17 @@ def warmup_vision(backbone: SamaBackbone, frames: np.ndarray, cfg: VisionWarmupC
     rng = np.random.default_rng(seed)
     grid, r = backbone.config.vision.grid_size, cfg.cell_pixels
     param = next(backbone.projector.parameters())
-    losses: list[float] = []
     start = time.time()
     with torch_seed(seed), trainable([*backbone.vision_tower.parameters(), *backbone.projector.parameters()]) as params:
         decoder = nn.Linear(backbone.hidden_size, r * r * 3).to(param.device)
         optimizer = torch.optim.AdamW([*params, *decoder.parameters()], lr=cfg.lr, weight_decay=0.0)
-        bar = tqdm(range(cfg.steps), desc="vision warm-up", disable=not progress)
-        for _ in bar:
+
+        def step_loss(_step: int) -> torch.Tensor:
             batch = torch.from_numpy(frames[rng.integers(len(frames), size=cfg.batch_frames)])
             pixels = backbone.preprocess(batch).to(param.device)
             tokens = backbone.encode_frames(pixels)
-            loss = F.mse_loss(decoder(tokens.float()), cell_targets(pixels.float(), grid, r))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
+            return F.mse_loss(decoder(tokens.float()), cell_targets(pixels.float(), grid, r))
+
+        losses = optimise(optimizer, step_loss, cfg.steps, "vision warm-up", progress=progress)
     return VisionWarmupResult(steps=cfg.steps, frames=len(frames), seconds=time.time() - start,
                               first_loss=losses[0], last_loss=recent_loss(losses))

@@ -1,14 +1,16 @@
 """Plumbing shared by the warm-start stages (SAM2 box/click, vision, grounding): parameters made trainable for the
-stage only, a torch RNG stream of its own, and the loss figures each stage reports."""
+stage only, a torch RNG stream of its own, the optimisation loop, and the loss figures each stage reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 LOSS_WINDOW = 20  # a stage reports the mean of its last LOSS_WINDOW step losses
 
@@ -42,3 +44,23 @@ def torch_seed(seed: int) -> Iterator[None]:
 def recent_loss(losses: list[float]) -> float:
     """Mean of the last :data:`LOSS_WINDOW` losses (the progress bar's figure and a stage's ``last_loss``)."""
     return float(np.mean(losses[-LOSS_WINDOW:]))
+
+
+def optimise(optimizer: torch.optim.Optimizer, step_loss: Callable[[int], torch.Tensor], steps: int, desc: str, *,
+             progress: bool, clip: list[nn.Parameter] | None = None, schedule: Any | None = None) -> list[float]:
+    """``steps`` optimiser steps on ``step_loss(step)`` (gradient norm of ``clip`` capped at 1.0 when given, then the
+    optional lr ``schedule``), with a progress bar showing :func:`recent_loss`; returns every step's loss."""
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for step in bar:
+        loss = step_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(clip, 1.0)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{recent_loss(losses):.4f}")
+    return losses
