@@ -108,13 +108,14 @@ class SamaModel(nn.Module):
 
     # -- visual embeddings -------------------------------------------------------------------------------------
     def visual_embeddings(self, pixel_values: torch.Tensor, dense_positions: list[int],
-                          turns: list[TurnInputs]) -> torch.Tensor:
-        """All embeddings of one sample in ``<IMG_CONTEXT>`` fill order (SAMA.md §1.5): dense-frame tokens, then per
-        turn its S context tokens and 2 tokens per referred object. Returns (M, C)."""
+                          turns: list[TurnInputs], dense_frames: bool = True) -> torch.Tensor:
+        """All embeddings of one sample in ``<IMG_CONTEXT>`` fill order (SAMA.md §1.5): dense-frame tokens (left out
+        when ``dense_frames`` is False, for a prompt without them), then per turn its S context tokens and 2 tokens
+        per referred object. Returns (M, C)."""
         frame_tokens = self.backbone.encode_frames(pixel_values)  # (T_s, N, C)
         dense_tokens = frame_tokens[dense_positions]
         spatial = self.aggregator.spatial(frame_tokens)
-        parts = [dense_tokens.flatten(0, 1)]
+        parts = [dense_tokens.flatten(0, 1)] if dense_frames else []
         for turn in turns:
             grid = turn.ref_grid.to(frame_tokens.device)
             pooled = self.prompt_encoder.pool(dense_tokens, grid, turn.ref_frames)

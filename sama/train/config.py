@@ -135,6 +135,22 @@ class GroundingWarmupConfig:
 
 
 @dataclass
+class RegionWarmupConfig:
+    """Region-reading warm start of the language side before step 1 (``sama.train.region_warmup``; ours: SAMA starts
+    from an LLM that already reads images, SAMA.md §1.1): referring turns without dense frames, batched."""
+
+    steps: int = 0  # 0: off
+    lr: float = 5e-4
+    turns_per_step: int = 8  # one-turn dialogues per step (one padded batch)
+    dense_frames: bool = False  # also put the dense-frame tokens before each turn (the full layout; ~4x the tokens)
+    sources: list[str] = field(default_factory=list)  # sample sources to draw from; empty: all
+
+    def validate(self, where: str) -> None:
+        check_bounds(self, where, "region_warmup", at_least_zero=("steps",), at_least_one=("turns_per_step",),
+                     positive=("lr",))
+
+
+@dataclass
 class TrainConfig:
     """Everything ``sama train`` needs."""
 
@@ -143,6 +159,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     vision_warmup: VisionWarmupConfig = field(default_factory=VisionWarmupConfig)
     grounding_warmup: GroundingWarmupConfig = field(default_factory=GroundingWarmupConfig)
+    region_warmup: RegionWarmupConfig = field(default_factory=RegionWarmupConfig)
     output_dir: str = "outputs/train"
     seed: int = 0
     epochs: int = SAMA_MAX_EPOCHS
@@ -183,6 +200,7 @@ class TrainConfig:
             raise ConfigError(f"{where}: data.train lists no dataset")
         self.vision_warmup.validate(where)
         self.grounding_warmup.validate(where)
+        self.region_warmup.validate(where)
         for split in ("train", "val"):
             for i, ds in enumerate(getattr(self.data, split)):
                 if ds.kind not in DATASET_KINDS:

@@ -255,14 +255,16 @@ class Trainer:
         self._build_optimisation(raw)
 
     def _warm_starts(self, raw: nn.Module) -> list[dict[str, Any]]:
-        """Run the configured warm starts (vision, then grounding) on a fresh run; a resumed run has their result in
-        its checkpoint. Every rank runs them with the same seed and data, so replicas start identical."""
+        """Run the configured warm starts (vision, grounding, then region reading) on a fresh run; a resumed run has
+        their result in its checkpoint. Every rank runs them with the same seed and data, so replicas start
+        identical."""
         cfg, records = self.cfg, []
-        if self.resume_state is not None or (cfg.vision_warmup.steps == 0 and cfg.grounding_warmup.steps == 0):
+        stages = (cfg.vision_warmup, cfg.grounding_warmup, cfg.region_warmup)
+        if self.resume_state is not None or not any(stage.steps for stage in stages):
             return records
         if not hasattr(raw, "backbone") or not hasattr(raw, "grounding"):
-            raise ConfigError(f"{cfg.source_file}: vision_warmup / grounding_warmup need a SamaModel (model "
-                              f"{cfg.model.name!r} is not one)")
+            raise ConfigError(f"{cfg.source_file}: vision_warmup / grounding_warmup / region_warmup need a SamaModel "
+                              f"(model {cfg.model.name!r} is not one)")
         progress = self.info.is_main and cfg.progress
         if cfg.vision_warmup.steps:
             from sama.train.vision_warmup import frame_pool, warmup_vision
@@ -275,6 +277,11 @@ class Trainer:
 
             result = warmup_grounding(raw, self.train_data, cfg.grounding_warmup, seed=cfg.seed, progress=progress)
             records.append({"step": 0, "split": "grounding_warmup", **dataclasses.asdict(result)})
+        if cfg.region_warmup.steps:
+            from sama.train.region_warmup import warmup_regions
+
+            result = warmup_regions(raw, self.train_data, cfg.region_warmup, seed=cfg.seed, progress=progress)
+            records.append({"step": 0, "split": "region_warmup", **dataclasses.asdict(result)})
         return records
 
     def _build_optimisation(self, raw: nn.Module) -> None:

@@ -1,0 +1,112 @@
+"""The region-reading warm start: which turns it takes, their token layout, learning, what it touches, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sama.config import SamaConfig
+from sama.data.sample import SampleTurn, TrainingSample
+from sama.errors import ConfigError
+from sama.model.backbone import IMG_CONTEXT
+from sama.model.modeling import SamaModel
+from sama.train.config import RegionWarmupConfig
+from sama.train.region_warmup import batch_loss, referring_turns, warmup_regions
+
+COLOURS = {"red": (230, 30, 30), "blue": (30, 30, 230)}
+
+
+def _model(train_llm: bool = False) -> SamaModel:
+    config = SamaConfig.from_name("sama-tiny")
+    config.trainable.llm = train_llm  # a random tiny LLM learns words fast only when it trains whole
+    torch.manual_seed(0)
+    return SamaModel(config)
+
+
+def _samples(count: int = 6, size: int = 32) -> list[TrainingSample]:
+    """A red or a blue square, referred by its mask and asked about; plus a grounded turn and a follow-up without a
+    reference, which the warm-up must skip."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for index in range(count):
+        colour = "red" if index % 2 == 0 else "blue"
+        frames = np.full((4, size, size, 3), 40, dtype=np.uint8)
+        mask = np.zeros((4, size, size), dtype=bool)
+        x = int(rng.integers(0, size - 10))
+        mask[:, 8:18, x : x + 10] = True
+        frames[mask] = COLOURS[colour]
+        turns = [SampleTurn("Where is it?", f"It is <p> the {colour} box </p> [SEG].", [], [mask]),
+                 SampleTurn("What colour is <mask>?", f"It is {colour}.", [mask], []),
+                 SampleTurn("What colour is it?", f"It is {colour}.", [], [])]
+        samples.append(TrainingSample(frames, [0, 3, 6, 9], turns, source="toy", sample_id=f"s{index}"))
+    return samples
+
+
+def test_referring_turns_keep_only_their_own_slots() -> None:
+    model = _model()
+    sample = _samples(1)[0]
+    items = referring_turns(model, sample)
+    assert len(items) == 1 and items[0].sample_id == "s0#1"  # only the turn with a <mask> and no [SEG]
+    slot = model.img_context_id
+    num_sparse, per_frame = sample.frames.shape[0], model.config.vision.tokens_per_frame
+    own = num_sparse + 2  # the turn's context tokens (one per sparse frame) + 2 per referred object
+    assert int((items[0].input_ids == slot).sum()) == own
+    assert model.visual_embeddings(items[0].pixel_values, items[0].dense_positions, items[0].turns,
+                                   dense_frames=False).shape[0] == own
+    dense = referring_turns(model, sample, dense_frames=True)[0]
+    assert int((dense.input_ids == slot).sum()) == own + len(dense.dense_positions) * per_frame
+    assert IMG_CONTEXT not in model.tokenizer.decode(items[0].labels[items[0].labels >= 0])  # answer-only labels
+    for flag, item in ((False, items[0]), (True, dense)):
+        assert torch.isfinite(batch_loss(model, [item, item], dense_frames=flag))
+
+
+def test_warmup_learns_and_touches_only_the_language_side() -> None:
+    model = _model(train_llm=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    result = warmup_regions(model, _samples(), RegionWarmupConfig(steps=30, lr=3e-3, turns_per_step=4),
+                            progress=False)
+    assert result.steps == 30 and result.turns == 30 * 4
+    assert result.last_loss < 0.6 * result.first_loss  # mean of the last 20 steps
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("prompt_encoder.") for n in changed)
+    assert any(n.startswith("aggregator.") for n in changed)
+    assert not any(n.startswith("grounding.") for n in changed)
+    assert all(flags[n] for n in changed)  # only what the freeze policy trains
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+
+
+def test_warmup_errors_are_explained() -> None:
+    model = _model()
+    grounded_only = [TrainingSample(s.frames, s.frame_indices, s.turns[:1], sample_id=s.sample_id)
+                     for s in _samples(2)]
+    with pytest.raises(ConfigError, match="no turn that refers to an object"):
+        warmup_regions(model, grounded_only, RegionWarmupConfig(steps=1), progress=False)
+    with pytest.raises(ConfigError, match="from sources \\['synthetic_chat'\\]"):  # the samples' source is "toy"
+        warmup_regions(model, _samples(), RegionWarmupConfig(steps=1, sources=["synthetic_chat"]), progress=False)
+    with pytest.raises(ConfigError, match="steps"):
+        warmup_regions(model, _samples(), RegionWarmupConfig(steps=0), progress=False)
+
+
+@pytest.mark.slow
+def test_training_runs_the_region_warmup_on_fresh_runs(tmp_path) -> None:
+    from sama.train.config import config_from_dict
+    from sama.train.engine import Trainer
+    from sama.train.tracking import read_log
+
+    generate = {"num_videos": 3, "seed": 1, "height": 32, "width": 32, "num_frames": 6}
+    cfg = config_from_dict({
+        "model": {"name": "sama-tiny"},
+        "data": {"train": [{"kind": "synthetic", "options": {"root": str(tmp_path / "syn"), "split": "train",
+                                                              "generate": generate}}]},
+        "region_warmup": {"steps": 2, "turns_per_step": 2},
+        "max_steps": 1, "save_every": 0, "progress": False, "plot": False, "export_final": False,
+        "output_dir": str(tmp_path / "run"),
+    })
+    result = Trainer(cfg).fit()
+    warm = [r for r in read_log(result.log_path) if r["split"] == "region_warmup"]
+    assert len(warm) == 1 and warm[0]["steps"] == 2 and warm[0]["turns"] == 4
+    with pytest.raises(ConfigError, match=r"region_warmup\.turns_per_step"):
+        config_from_dict({"model": {"name": "sama-tiny"}, "data": {"train": [{"kind": "random"}]},
+                          "region_warmup": {"turns_per_step": 0}})
