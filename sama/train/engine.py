@@ -29,6 +29,7 @@ from sama.train import distributed as dist_utils
 from sama.train.config import DatasetConfig, TrainConfig, config_to_dict
 from sama.train.schedule import build_scheduler
 from sama.train.tracking import LOG_FILE, PLOT_FILE, JsonlLogger, plot_losses
+from sama.train.warm_start import adamw
 
 CONFIG_SNAPSHOT = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
@@ -304,7 +305,7 @@ class Trainer:
         else:
             self.model = dist_utils.wrap_model(raw, self.strategy, self.info, self.cfg.find_unused_parameters)
             # after FSDP2 sharding the parameters are DTensors registered in place, so groups are built now
-            self.optimizer = torch.optim.AdamW(self._param_groups(raw), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
+            self.optimizer = adamw(self._param_groups(raw), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, opt.warmup_ratio, opt.warmup_start_factor)
         self.scaler = (
             torch.amp.GradScaler("cuda") if self.precision == "fp16" and self.info.device.type == "cuda" else None

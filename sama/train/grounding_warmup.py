@@ -28,7 +28,7 @@ from sama.errors import ConfigError
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.config import GroundingWarmupConfig
-from sama.train.warm_start import optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
 
 MIN_VISIBLE_PIXELS = 4  # a (phrase, frame) pair is trained on when the object shows at least this many pixels
 MAX_DRAWS_PER_SAMPLE = 16  # random draws per wanted sample before a step gives up (samples without phrases are skipped)
@@ -103,7 +103,7 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
     pairs_seen = 0
     start = time.time()
     with torch_seed(seed), trainable(phrase + segmenter) as params:
-        optimizer = torch.optim.AdamW([{"params": segmenter, "lr": cfg.lr},
+        optimizer = adamw([{"params": segmenter, "lr": cfg.lr},
                                        {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
 
         def step_loss(_step: int) -> torch.Tensor:

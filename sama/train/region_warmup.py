@@ -30,7 +30,7 @@ from sama.model.losses import answer_cross_entropy, labelled_positions
 from sama.model.modeling import SamaModel
 from sama.model.processing import ProcessedSample
 from sama.train.config import RegionWarmupConfig
-from sama.train.warm_start import optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
 
 MAX_DRAWS_PER_TURN = 16  # random sample draws per wanted turn before a step gives up
 
@@ -90,7 +90,7 @@ def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, 
     pending: list[ProcessedSample] = []
     start = time.time()
     with torch_seed(seed), trainable(params):
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
+        optimizer = adamw(params, lr=cfg.lr, weight_decay=0.05)
 
         def step_loss(_step: int) -> torch.Tensor:
             nonlocal seen

@@ -25,7 +25,7 @@ from sama.model.grounding import Sam2Features
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.schedule import build_scheduler
-from sama.train.warm_start import optimise, recent_loss, trainable
+from sama.train.warm_start import adamw, optimise, recent_loss, trainable
 
 
 @dataclass
@@ -97,7 +97,7 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
     sam2_params = [*sam2.vision_encoder.parameters(), *sam2.prompt_encoder.parameters(),
                    *sam2.mask_decoder.parameters()]
     with trainable(sam2_params) as params:
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+        optimizer = adamw(params, lr=lr, weight_decay=0.05)
         schedule = build_scheduler(optimizer, steps, warmup_ratio=0.05, start_factor=1e-3)
         model.train()
         start = time.time()

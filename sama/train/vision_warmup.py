@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from sama.errors import ConfigError
 from sama.model.backbone import SamaBackbone
 from sama.train.config import VisionWarmupConfig
-from sama.train.warm_start import optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
 
 
 @dataclass
@@ -69,7 +69,7 @@ def warmup_vision(backbone: SamaBackbone, frames: np.ndarray, cfg: VisionWarmupC
     start = time.time()
     with torch_seed(seed), trainable([*backbone.vision_tower.parameters(), *backbone.projector.parameters()]) as params:
         decoder = nn.Linear(backbone.hidden_size, r * r * 3).to(param.device)
-        optimizer = torch.optim.AdamW([*params, *decoder.parameters()], lr=cfg.lr, weight_decay=0.0)
+        optimizer = adamw([*params, *decoder.parameters()], lr=cfg.lr, weight_decay=0.0)
 
         def step_loss(_step: int) -> torch.Tensor:
             batch = torch.from_numpy(frames[rng.integers(len(frames), size=cfg.batch_frames)])

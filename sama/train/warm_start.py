@@ -1,5 +1,6 @@
-"""Plumbing shared by the warm-start stages (SAM2 box/click, vision, grounding): parameters made trainable for the
-stage only, a torch RNG stream of its own, the optimisation loop, and the loss figures each stage reports."""
+"""Plumbing shared by the training engine and the warm-start stages (SAM2 box/click, vision, grounding, region):
+the AdamW they all use, parameters made trainable for a stage only, a torch RNG stream of its own, the optimisation
+loop, and the loss figures each stage reports."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from torch import nn
 from tqdm import tqdm
 
 LOSS_WINDOW = 20  # a stage reports the mean of its last LOSS_WINDOW step losses
+FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused AdamW kernel (torch >= 2.4 on CPU)
+
+
+def adamw(params: Iterable[Any], **kwargs: Any) -> torch.optim.AdamW:
+    """``torch.optim.AdamW``, with its fused kernel when every parameter is a plain floating tensor on CPU or CUDA
+    (not a sharded DTensor). Same update; on CPU the default per-tensor loop is much slower: for sama-smol's 43.5 M
+    trainable parameters (a 28 M-value embedding among them) 0.42-0.55 s a step against 0.066 s fused (measured
+    side by side, 1 thread), i.e. a tenth of a training step. ``params``: tensors or parameter-group dicts."""
+    groups = list(params)
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(tensors) and all(type(p) is nn.Parameter and p.is_floating_point() and p.device.type in FUSED_DEVICES
+                                  for p in tensors) and len({p.device for p in tensors}) == 1
+    return torch.optim.AdamW(groups, fused=fused, **kwargs)
 
 
 @contextmanager

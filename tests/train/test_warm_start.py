@@ -1,0 +1,45 @@
+"""Shared training plumbing: the AdamW choice (fused where it can be) and the trainable-flag context."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sama.train.warm_start import adamw, trainable
+
+
+def _params(seed: int) -> list[nn.Parameter]:
+    torch.manual_seed(seed)
+    params = [nn.Parameter(torch.randn(7, 5)), nn.Parameter(torch.randn(3))]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    return params
+
+
+def test_adamw_is_fused_on_cpu_and_updates_like_the_reference() -> None:
+    fused_params, reference_params = _params(0), _params(0)
+    groups = [{"params": fused_params[:1], "lr": 1e-2}, {"params": fused_params[1:], "lr": 1e-3, "weight_decay": 0.0}]
+    fused = adamw(groups, lr=1e-2, weight_decay=0.05)
+    reference = torch.optim.AdamW([{"params": reference_params[:1], "lr": 1e-2},
+                                   {"params": reference_params[1:], "lr": 1e-3, "weight_decay": 0.0}],
+                                  lr=1e-2, weight_decay=0.05, foreach=False)
+    assert fused.defaults["fused"] is True
+    for _ in range(3):
+        fused.step()
+        reference.step()
+    for a, b in zip(fused_params, reference_params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fused_params[0], _params(0)[0])  # it did move
+
+
+def test_adamw_falls_back_when_a_tensor_cannot_be_fused() -> None:
+    # a tensor that is not a plain nn.Parameter (FSDP2's sharded DTensor parameters are such tensor subclasses)
+    assert adamw([torch.randn(3, requires_grad=True)], lr=1e-3).defaults["fused"] is False
+    assert adamw([nn.Parameter(torch.randn(3))], lr=1e-3).defaults["fused"] is True
+
+
+def test_trainable_restores_each_flag() -> None:
+    frozen, free = nn.Parameter(torch.zeros(1), requires_grad=False), nn.Parameter(torch.zeros(1))
+    with trainable([frozen, free]) as params:
+        assert all(p.requires_grad for p in params)
+    assert frozen.requires_grad is False and free.requires_grad is True
