@@ -181,11 +181,12 @@ class SamaModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: list[torch.Tensor],
                 dense_positions: list[list[int]], turns: list[list[TurnInputs]], frames: list[Any],
                 labels: torch.Tensor | None = None, seg_masks: list[torch.Tensor | None] | None = None,
-                **_: Any) -> SamaOutput:
-        """Loss of a collated batch: CE on answer tokens + BCE/Dice of the [SEG] masks on the dense frames."""
+                dense_frames: bool = True, **_: Any) -> SamaOutput:
+        """Loss of a collated batch: CE on answer tokens + BCE/Dice of the [SEG] masks on the dense frames.
+        ``dense_frames=False`` for token ids built without the dense-frame slots (see :meth:`visual_embeddings`)."""
         device = self.backbone.embed(input_ids[:, :1]).device
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        visual = [self.visual_embeddings(pv.to(device), dp, tt) for pv, dp, tt in
+        visual = [self.visual_embeddings(pv.to(device), dp, tt, dense_frames) for pv, dp, tt in
                   zip(pixel_values, dense_positions, turns)]
         embeds = self.fill_slots(input_ids, visual)
         labels = labels.to(device) if labels is not None else None

@@ -26,7 +26,6 @@ from torch.utils.data import Dataset
 
 from sama.data.sample import TrainingSample
 from sama.errors import ConfigError
-from sama.model.losses import answer_cross_entropy, labelled_positions
 from sama.model.modeling import SamaModel
 from sama.model.processing import ProcessedSample
 from sama.train.config import RegionWarmupConfig
@@ -65,16 +64,9 @@ def referring_turns(model: SamaModel, sample: TrainingSample, dense_frames: bool
 
 
 def batch_loss(model: SamaModel, items: list[ProcessedSample], dense_frames: bool = False) -> torch.Tensor:
-    """Answer cross-entropy of one padded batch of one-turn referring inputs (see :func:`referring_turns`)."""
-    batch = model.processor.collate(items)
-    device = next(model.backbone.projector.parameters()).device
-    visual = [model.visual_embeddings(item.pixel_values.to(device), item.dense_positions, item.turns,
-                                      dense_frames=dense_frames) for item in items]
-    embeds = model.fill_slots(batch["input_ids"].to(device), visual)
-    labels = batch["labels"].to(device)
-    positions = labelled_positions(labels)
-    out = model.backbone.run_llm(embeds, batch["attention_mask"].to(device), logits_to_keep=positions)
-    return answer_cross_entropy(out.logits, labels, positions)
+    """The model's training loss (answer cross-entropy; these turns ground nothing) on one padded batch of one-turn
+    referring inputs (see :func:`referring_turns`)."""
+    return model(**model.processor.collate(items), dense_frames=dense_frames).loss
 
 
 def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, *, seed: int = 0,
