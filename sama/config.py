@@ -97,6 +97,11 @@ class AggregatorConfig:
     text_vocab_size: int = 30522  # bert-base-uncased vocabulary; [DEC], <mask>, <pos> appended → 30522..30524
     max_position_embeddings: int = 512  # BERT position table
     dropout: float = 0.1  # BERT default dropout
+    # Not in SAMA.md §1.3: the temporal Q-Former's memory is the flattened spatial tokens with no frame order, so a
+    # clip and its time reversal give the same temporal tokens (an object moving left reads as one moving right).
+    # True adds a learned per-sparse-frame embedding to the memory. Off for the paper presets (release checkpoints).
+    frame_time_embedding: bool = False
+    max_sparse_frames: int = 32  # SAMA.md §1.2: T_s ≤ 32 sparse frames (size of the frame-time table)
 
 
 @dataclass
@@ -112,6 +117,11 @@ class PromptConfig:
     # sama-smol) nearest sampling drops small objects entirely; "area" keeps each cell's covered fraction.
     grid_resize: Literal["nearest", "area"] = "nearest"
     region_frame: Literal["first_nonempty"] = "first_nonempty"  # SAMA.md §7.4: deterministic region frame
+    # Ours, 0 = off (SAMA.md §1.4 reads the object on one frame, so its motion is not in its tokens): > 0 adds to the
+    # shape token an MLP of the object's path over the sparse frames, resampled to this many points. The path is the
+    # centroid, on the token grid, of each frame's tokens weighted by softmax(τ·cos(token, mask-pooled feature)).
+    trajectory_points: int = 0
+    trajectory_temperature: float = 10.0  # τ of the path's cosine match (fixed)
 
     @property
     def shape_mask_points(self) -> int:

@@ -85,6 +85,16 @@ def mask_pooling(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (masks @ features) / area
 
 
+def sinusoid_table(positions: int, dim: int) -> torch.Tensor:
+    """(positions, dim) sine/cosine position table of "Attention Is All You Need" (sin on even, cos on odd dims)."""
+    position = torch.arange(positions, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(1e4)) / dim))
+    table = torch.zeros(positions, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
 def _qformer_configs(config: AggregatorConfig) -> tuple[Any, Any]:
     import transformers as T
 
@@ -132,6 +142,9 @@ class ContextAggregator(nn.Module):
         self.temporal_query_tokens = nn.Parameter(torch.randn(1, config.temporal_num_queries, d) * 0.02)
         self.region_pool_proj = nn.Linear(c, d)  # MaskPooling → Linear(C, 768)
         self.region_shape_mlp = MLP(shape_mask_points, shape_hidden, d, shape_layers)  # 12544→1024→1024→768
+        # Optional frame order for the temporal memory (AggregatorConfig.frame_time_embedding); sinusoidal start.
+        self.frame_time_embed = (nn.Parameter(sinusoid_table(config.max_sparse_frames, d))
+                                 if config.frame_time_embedding else None)
         # Step 3: temporal_context_inject.
         self.inject_q = nn.Linear(c, c)
         self.inject_k = nn.Linear(d, c)
@@ -186,6 +199,12 @@ class ContextAggregator(nn.Module):
                  region_pooled: torch.Tensor, region_shape: torch.Tensor) -> torch.Tensor:
         """(T, Q_s, D) → (n_windows·Q_t, D): windows of ``temporal_window_tokens`` with the same stride; the last
         window may be partial (internvl_sama.py: ``end_t = min(start_t + window, length)``)."""
+        if self.frame_time_embed is not None:
+            frames, limit = spatial_tokens.shape[0], self.frame_time_embed.shape[0]
+            if frames > limit:
+                raise ValueError(f"{frames} sparse frames but the frame-time table has {limit} rows "
+                                 "(AggregatorConfig.max_sparse_frames)")
+            spatial_tokens = spatial_tokens + self.frame_time_embed[:frames, None].to(spatial_tokens.dtype)
         memory = spatial_tokens.flatten(0, 1).unsqueeze(0)  # (1, T·Q_s, D)
         queries = self.temporal_query_tokens
         ids, text_mask = question_ids.unsqueeze(0), question_mask.unsqueeze(0)

@@ -111,6 +111,39 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
     return grid[frame], shape[frame], frame
 
 
+def token_grid(tokens: int) -> torch.Tensor:
+    """(N, 2) centre (x, y) ∈ [0, 1]² of each token of a square row-major grid of N tokens."""
+    side = round(tokens**0.5)
+    if side * side != tokens:
+        raise ValueError(f"object paths need a square token grid, got {tokens} tokens per frame")
+    axis = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([cols, rows], dim=-1).reshape(tokens, 2)
+
+
+def object_trajectory(frame_tokens: torch.Tensor, pooled: torch.Tensor, points: int, temperature: float
+                      ) -> torch.Tensor:
+    """Each referred object's path over the sparse frames → (K, 4·points) features.
+
+    On every frame the tokens are weighted by softmax(τ·cos(token, object's mask-pooled feature)); the weights'
+    centroid (x, y) on the square token grid, resampled linearly over time to ``points`` samples, is returned with its
+    displacement from the first sample: [x…, y…, x−x₀…, y−y₀…]. Positions are in token-grid cells from the grid centre,
+    so a move of one cell changes a feature by 1 (features of order 1 are what the MLP reading them learns fastest).
+
+    Args:
+        frame_tokens: (T_s, N, C) sparse frame tokens in time order.
+        pooled: (K, C) mask-pooled features of the referred objects.
+    """
+    tokens = frame_tokens.shape[1]
+    keys = nn.functional.normalize(frame_tokens, dim=-1)
+    queries = nn.functional.normalize(pooled.to(frame_tokens.dtype), dim=-1)
+    weights = torch.softmax(temperature * torch.einsum("tnc,kc->ktn", keys, queries), dim=-1)  # (K, T, N)
+    path = (weights @ token_grid(tokens).to(weights)).transpose(1, 2)  # (K, 2, T) in [0, 1]
+    path = F.interpolate(path, size=points, mode="linear", align_corners=True)  # (K, 2, points)
+    cells = (path - 0.5) * round(tokens**0.5)
+    return torch.cat([cells, cells - cells[:, :, :1]], dim=1).flatten(1)
+
+
 class PromptEncoder(nn.Module):
     """The two LLM tokens of each referred object: ``Linear(C, C)`` of the mask-pooled dense-frame feature
     (``Qformer_mask_pooling_proj``) and ``MLP(P, 1024, C, 3)`` of the flattened shape mask (``Qformer_mask_proj``)."""
@@ -120,6 +153,10 @@ class PromptEncoder(nn.Module):
         c, p = config.llm.hidden_size, config.prompts
         self.pool_proj = nn.Linear(c, c)
         self.shape_mlp = MLP(p.shape_mask_points, p.shape_mlp_hidden, c, p.shape_mlp_layers)
+        if p.trajectory_points < 0:
+            raise ConfigError(f"prompts.trajectory_points must be >= 0 (0 = off), got {p.trajectory_points}")
+        self.trajectory = (p.trajectory_points, p.trajectory_temperature)
+        self.trajectory_mlp = MLP(4 * p.trajectory_points, p.shape_mlp_hidden, c, 2) if p.trajectory_points else None
 
     @staticmethod
     def pool(dense_tokens: torch.Tensor, grid_masks: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -129,8 +166,16 @@ class PromptEncoder(nn.Module):
         pooled = [mask_pooling(dense_tokens[int(f)], m.flatten()[None])[0] for f, m in zip(frames, grid_masks)]
         return torch.stack(pooled)
 
-    def forward(self, pooled: torch.Tensor, shape_masks: torch.Tensor) -> torch.Tensor:
-        """(K, C) pooled features and (K, s, s) shape masks → (2K, C) tokens, per object [pooled, shape]."""
-        shape_flat = shape_masks.flatten(1).to(pooled.dtype)
-        tokens = torch.stack([self.pool_proj(pooled), self.shape_mlp(shape_flat)], dim=1)
+    def forward(self, pooled: torch.Tensor, shape_masks: torch.Tensor, frame_tokens: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """(K, C) pooled features and (K, s, s) shape masks → (2K, C) tokens, per object [pooled, shape].
+
+        With ``prompts.trajectory_points`` the shape token also gets ``trajectory_mlp`` of :func:`object_trajectory`
+        on ``frame_tokens`` (T_s, N, C), which is then required."""
+        shape_token = self.shape_mlp(shape_masks.flatten(1).to(pooled.dtype))
+        if self.trajectory_mlp is not None:
+            if frame_tokens is None:
+                raise ValueError("prompts.trajectory_points is set: the prompt encoder needs the sparse frame tokens")
+            shape_token = shape_token + self.trajectory_mlp(object_trajectory(frame_tokens, pooled, *self.trajectory))
+        tokens = torch.stack([self.pool_proj(pooled), shape_token], dim=1)
         return tokens.flatten(0, 1)

@@ -267,14 +267,9 @@ class ChatSession:
 
     def _turn_embeddings(self, inputs: Any, first: bool) -> torch.Tensor:
         """The turn's ``<IMG_CONTEXT>`` fill (SAMA.md §1.5): [dense frames,] S context tokens, 2 per object."""
-        model, device = self.model, self._device
         dense_tokens = self.frame_tokens[self.dense]
-        pooled = model.prompt_encoder.pool(dense_tokens, inputs.ref_grid.to(device), inputs.ref_frames)
-        shape = inputs.ref_shape.to(device, dense_tokens.dtype)
-        context = model.aggregator(self.frame_tokens, inputs.qformer_ids.to(device), inputs.qformer_mask.to(device),
-                                   pooled, shape.flatten(1), spatial_tokens=self.spatial_tokens)
-        parts = ([dense_tokens.flatten(0, 1)] if first else []) + [context, model.prompt_encoder(pooled, shape)]
-        return torch.cat(parts, dim=0)
+        turn = self.model.turn_embeddings(self.frame_tokens, dense_tokens, self.spatial_tokens, inputs)
+        return torch.cat([dense_tokens.flatten(0, 1), turn], dim=0) if first else turn
 
     def _greedy(self, embeds: torch.Tensor, max_new_tokens: int) -> tuple[list[int], torch.Tensor]:
         """Greedy decoding on top of the KV cache; returns the generated ids and their [SEG] grounding inputs."""

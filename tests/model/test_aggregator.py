@@ -74,3 +74,33 @@ def test_mask_pooling_and_mlp() -> None:
     mlp = MLP(12544, 1024, 768, 3)  # SAMA.md §1.3: 12544 → 1024 → 1024 → 768
     assert [(layer.in_features, layer.out_features) for layer in mlp.layers] == [(12544, 1024), (1024, 1024),
                                                                                   (1024, 768)]
+
+
+def _ordered_aggregator(frame_time_embedding: bool) -> ContextAggregator:
+    torch.manual_seed(0)
+    c = SamaConfig.from_name("sama-tiny")
+    c.aggregator.frame_time_embedding = frame_time_embedding
+    c.aggregator.max_sparse_frames = 6
+    return ContextAggregator(c.aggregator, 64, c.prompts.shape_mask_points, c.prompts.shape_mlp_hidden,
+                             c.prompts.shape_mlp_layers).eval()
+
+
+@pytest.mark.parametrize("frame_time_embedding", [False, True])
+def test_frame_time_embedding_breaks_time_reversal_symmetry(frame_time_embedding: bool) -> None:
+    """SAMA.md §1.3's temporal memory is an unordered set: a clip and its reversal give the same temporal tokens (an
+    object moving left reads as one moving right). The optional frame-time embedding tells them apart."""
+    agg = _ordered_aggregator(frame_time_embedding)
+    assert (agg.frame_time_embed is not None) == frame_time_embedding
+    spatial = torch.randn(4, 4, 32)  # 4 frames → one window of 16 memory tokens
+    ids, mask = agg.tokenize_question("How does <mask> move?")
+    pooled, shape = torch.randn(1, 64), torch.rand(1, 256)
+    forward = agg.temporal(spatial, ids, mask, pooled, shape)
+    reverse = agg.temporal(spatial.flip(0), ids, mask, pooled, shape)
+    assert torch.allclose(forward, reverse, atol=1e-5) != frame_time_embedding
+
+
+def test_frame_time_embedding_table_limit() -> None:
+    agg = _ordered_aggregator(True)
+    ids, mask = agg.tokenize_question("How does <mask> move?")
+    with pytest.raises(ValueError, match="7 sparse frames but the frame-time table has 6 rows"):
+        agg.temporal(torch.randn(7, 4, 32), ids, mask, torch.randn(1, 64), torch.rand(1, 256))

@@ -9,7 +9,16 @@ import torch
 from sama.config import SamaConfig
 from sama.data.masks import box_mask
 from sama.errors import ConfigError, DataError
-from sama.model.prompts import Box, Mask, Point, PromptEncoder, prompt_masks, ref_to_volume
+from sama.model.prompts import (
+    Box,
+    Mask,
+    Point,
+    PromptEncoder,
+    object_trajectory,
+    prompt_masks,
+    ref_to_volume,
+    token_grid,
+)
 
 
 def test_box_mask() -> None:
@@ -80,3 +89,49 @@ def test_grid_resize_is_checked() -> None:
     volume = np.ones((1, 8, 8), dtype=bool)
     with pytest.raises(ConfigError, match="grid_resize"):
         prompt_masks(volume, [0], grid_size=4, shape_size=8, grid_resize="bilinear")
+
+
+def _moving_object_frames(cells: list[int], tokens: int = 16, width: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    obj = torch.randn(width)
+    frames = (0.1 * torch.randn(tokens, width)).repeat(len(cells), 1, 1)
+    for t, cell in enumerate(cells):
+        frames[t, cell] = obj
+    return frames, obj[None]
+
+
+def test_object_trajectory_follows_the_object() -> None:
+    frames, obj = _moving_object_frames([4, 5, 6, 7])  # row 1 of a 4×4 grid, left to right
+    features = object_trajectory(frames, obj, points=3, temperature=10.0)
+    assert features.shape == (1, 12)
+    x, y, dx, dy = features[0].view(4, 3)
+    assert (x.diff() > 0.5).all() and torch.allclose(y, torch.full((3,), -0.5), atol=0.2)  # cells from the centre
+    assert dx[0] == 0 and dy.abs().max() < 0.2 and dx[-1] > 1.6  # 3 cells, less the background's pull
+    back = object_trajectory(frames.flip(0), obj, points=3, temperature=10.0)
+    assert torch.allclose(back.view(4, 3)[2], -dx, atol=1e-5)  # the reversed clip moves the other way
+
+
+def test_prompt_encoder_trajectory_token() -> None:
+    c = SamaConfig.from_name("sama-tiny")
+    c.prompts.trajectory_points = 4
+    torch.manual_seed(0)
+    encoder = PromptEncoder(c)
+    width = c.llm.hidden_size
+    right, obj = _moving_object_frames([4, 5, 6, 7], width=width)
+    left, _ = _moving_object_frames([7, 6, 5, 4], width=width)
+    shape = torch.rand(1, c.prompts.shape_mask_size, c.prompts.shape_mask_size)
+    a, b = encoder(obj, shape, right), encoder(obj, shape, left)
+    assert a.shape == (2, width)  # still 2 tokens per object (SAMA.md §1.4)
+    assert torch.equal(a[0], b[0]) and not torch.allclose(a[1], b[1])  # the path is in the shape token
+    with pytest.raises(ValueError, match="needs the sparse frame tokens"):
+        encoder(obj, shape)
+    c.prompts.trajectory_points = -1
+    with pytest.raises(ConfigError, match="trajectory_points must be >= 0"):
+        PromptEncoder(c)
+
+
+def test_token_grid_is_row_major_xy() -> None:
+    grid = token_grid(4)
+    assert grid.tolist() == [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]
+    with pytest.raises(ValueError, match="square token grid, got 6 tokens"):
+        token_grid(6)
