@@ -123,6 +123,7 @@ def test_prompt_encoder_trajectory_token() -> None:
     a, b = encoder(obj, shape, right), encoder(obj, shape, left)
     assert a.shape == (2, width)  # still 2 tokens per object (SAMA.md §1.4)
     assert torch.equal(a[0], b[0]) and not torch.allclose(a[1], b[1])  # the path is in the shape token
+    assert encoder(obj[:0], shape[:0], right).shape == (0, width)  # a turn that refers to nothing
     with pytest.raises(ValueError, match="needs the sparse frame tokens"):
         encoder(obj, shape)
     c.prompts.trajectory_points = -1
