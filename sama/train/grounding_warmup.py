@@ -104,7 +104,7 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
     start = time.time()
     with torch_seed(seed), trainable(phrase + segmenter) as params:
         optimizer = adamw([{"params": segmenter, "lr": cfg.lr},
-                                       {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
+                           {"params": phrase, "lr": cfg.lr * cfg.phrase_lr_multiplier}], weight_decay=0.05)
 
         def step_loss(_step: int) -> torch.Tensor:
             nonlocal pairs_seen

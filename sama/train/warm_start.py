@@ -22,7 +22,7 @@ def adamw(params: Iterable[Any], **kwargs: Any) -> torch.optim.AdamW:
     (not a sharded DTensor). Same update; on CPU the default per-tensor loop is much slower: for sama-smol's 43.5 M
     trainable parameters (a 28 M-value embedding among them) 0.42-0.55 s a step against 0.066 s fused (measured
     side by side, 1 thread), i.e. a tenth of a training step. ``params``: tensors or parameter-group dicts."""
-    groups = list(params)
+    groups = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]  # generators: read once
     tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
     fused = bool(tensors) and all(type(p) is nn.Parameter and p.is_floating_point() and p.device.type in FUSED_DEVICES
                                   for p in tensors) and len({p.device for p in tensors}) == 1
