@@ -43,3 +43,9 @@ def test_trainable_restores_each_flag() -> None:
     with trainable([frozen, free]) as params:
         assert all(p.requires_grad for p in params)
     assert frozen.requires_grad is False and free.requires_grad is True
+
+
+def test_adamw_keeps_parameters_given_as_generators() -> None:
+    weight = nn.Parameter(torch.ones(3))
+    optimizer = adamw([{"params": (p for p in [weight]), "lr": 0.1}])
+    assert optimizer.param_groups[0]["params"] == [weight]
