@@ -7,6 +7,7 @@ Every value taken from the SAMA recipe cites SAMA.md §2. Unknown keys, wrong ty
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -144,10 +145,22 @@ class RegionWarmupConfig:
     turns_per_step: int = 8  # one-turn dialogues per step (one padded batch)
     dense_frames: bool = False  # also put the dense-frame tokens before each turn (the full layout; ~4x the tokens)
     sources: list[str] = field(default_factory=list)  # sample sources to draw from; empty: all
+    # Relative draw weight of a turn by its question: {regex searched in the question: weight}; the first matching
+    # pattern wins, a turn matching none weighs 1. E.g. {"move|doing": 4} draws motion questions 4x as often.
+    question_weights: dict[str, float] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         check_bounds(self, where, "region_warmup", at_least_zero=("steps",), at_least_one=("turns_per_step",),
                      positive=("lr",))
+        for pattern, weight in self.question_weights.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{where}: region_warmup.question_weights: {pattern!r} is not a regular expression "
+                                  f"({exc})") from None
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
+                raise ConfigError(f"{where}: region_warmup.question_weights[{pattern!r}] must be a number > 0, "
+                                  f"got {weight!r}")
 
 
 @dataclass

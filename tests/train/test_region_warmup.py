@@ -12,7 +12,7 @@ from sama.errors import ConfigError
 from sama.model.backbone import IMG_CONTEXT
 from sama.model.modeling import SamaModel
 from sama.train.config import RegionWarmupConfig
-from sama.train.region_warmup import batch_loss, referring_turns, warmup_regions
+from sama.train.region_warmup import QuestionSampler, batch_loss, referring_turns, warmup_regions
 
 COLOURS = {"red": (230, 30, 30), "blue": (30, 30, 230)}
 
@@ -87,6 +87,49 @@ def test_warmup_errors_are_explained() -> None:
         warmup_regions(model, _samples(), RegionWarmupConfig(steps=1, sources=["synthetic_chat"]), progress=False)
     with pytest.raises(ConfigError, match="steps"):
         warmup_regions(model, _samples(), RegionWarmupConfig(steps=0), progress=False)
+
+
+def test_question_weights_set_how_often_turns_are_drawn() -> None:
+    sampler = QuestionSampler({"move": 4.0, "colou?r": 0.5, "shape|move": 9.0}, np.random.default_rng(0))
+    assert sampler.top == 9.0
+    assert sampler.weight("How does <mask> move?") == 4.0  # the first matching pattern wins
+    assert sampler.weight("What colour is <mask>?") == 0.5
+    assert sampler.weight("What shape is <mask>?") == 9.0 and sampler.weight("Where is it?") == 1.0
+    turns = {q: SampleTurn(q, "", [], []) for q in ("How does <mask> move?", "What colour is <mask>?", "Where?")}
+    kept = {q: np.mean([sampler(turn) for _ in range(4000)]) for q, turn in turns.items()}
+    assert kept["How does <mask> move?"] == pytest.approx(4 / 9, abs=0.03)
+    assert kept["What colour is <mask>?"] == pytest.approx(0.5 / 9, abs=0.015)
+    assert kept["Where?"] == pytest.approx(1 / 9, abs=0.02)
+
+
+def test_warmup_draws_weighted_questions_more_often(monkeypatch) -> None:
+    """With blue questions weighted 8x, the warm-up's batches hold ~8 blue turns per red one (plain draws: 1:1)."""
+    import sama.train.region_warmup as region_warmup
+
+    drawn: list[str] = []
+
+    def counting(model, items, dense_frames=False):
+        drawn.extend(item.sample_id for item in items)
+        return batch_loss(model, items, dense_frames)
+
+    monkeypatch.setattr(region_warmup, "batch_loss", counting)
+    samples = _samples(8)  # even ids red, odd ids blue; one referring turn each
+    for turn in (sample.turns[1] for sample in samples[1::2]):
+        turn.question = "Which colour is <mask>, the blue one?"
+    warmup_regions(_model(), samples, RegionWarmupConfig(steps=6, turns_per_step=8, lr=1e-6,
+                                                         question_weights={"blue": 8}), progress=False)
+    blue = sum(int(sample_id.split("#")[0][1:]) % 2 for sample_id in drawn)
+    assert len(drawn) == 48 and blue / len(drawn) > 0.75  # expected 8/9; unweighted 1/2
+
+
+def test_question_weights_are_checked() -> None:
+    from sama.train.config import config_from_dict
+
+    base = {"model": {"name": "sama-tiny"}, "data": {"train": [{"kind": "synthetic", "options": {"root": "x"}}]}}
+    with pytest.raises(ConfigError, match=r"question_weights: '\(' is not a regular expression"):
+        config_from_dict({**base, "region_warmup": {"question_weights": {"(": 2}}})
+    with pytest.raises(ConfigError, match=r"question_weights\['move'\] must be a number > 0, got 0"):
+        config_from_dict({**base, "region_warmup": {"question_weights": {"move": 0}}})
 
 
 @pytest.mark.slow
