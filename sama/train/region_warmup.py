@@ -98,7 +98,7 @@ def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, 
         raise ConfigError(f"region_warmup.steps must be >= 1 to run the warm-up, got {cfg.steps}")
     rng = np.random.default_rng(seed)
     sampler = QuestionSampler(cfg.question_weights, rng)
-    keep = sampler if cfg.question_weights else None
+    keep = sampler if cfg.question_weights else None  # unweighted: no extra rng draws, same turns as before the option
     max_draws = int(np.ceil(MAX_DRAWS_PER_TURN * sampler.top)) * cfg.turns_per_step
     params = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("grounding.")]
     if not params:
