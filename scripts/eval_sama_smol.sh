@@ -22,3 +22,4 @@ $S evaluate merge "$OUT"/rvos.shard-*-of-2.jsonl --out "$OUT/rvos.jsonl"
 $S evaluate sama-bench-g --data $DATA --pred "$OUT/bench_g.jsonl" --out "$OUT/g" --recall-mode fixed --no-progress
 $S evaluate mevis --data $DATA/rvos/bench --pred "$OUT/rvos.jsonl" --out "$OUT/rvos" --no-progress
 $S evaluate facts --data $DATA --pred "$OUT/bench_g.jsonl" --out "$OUT/facts"
+.venv/bin/python scripts/rvos_by_kind.py "$OUT/rvos" $DATA/rvos/bench | tee "$OUT/rvos_by_kind.txt"

@@ -59,10 +59,19 @@ class SamaModel(nn.Module):
                                             p.shape_mlp_layers)
         self.prompt_encoder = PromptEncoder(config)
         self.grounding = SamaGrounding(config.sam2, hidden)
+        self.slot_norm = self._slot_norm() if config.llm.visual_rms_norm else None
         self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenizer)
         self.img_context_id = self.backbone.token_ids[IMG_CONTEXT]
         self.seg_token_id = self.backbone.token_ids[SEG_TOKEN]
         self.apply_freeze_policy()
+
+    def _slot_norm(self) -> nn.RMSNorm:
+        """RMSNorm for the <IMG_CONTEXT> slot embeddings, its gain set to the RMS of the LLM's input embeddings."""
+        weight = self.backbone.input_embeddings().weight.detach()
+        norm = nn.RMSNorm(weight.shape[1], eps=self.config.llm.rms_norm_eps)
+        with torch.no_grad():
+            norm.weight.fill_(float(weight.float().pow(2).mean(-1).sqrt().mean()))
+        return norm
 
     @property
     def tokenizer(self) -> Any:
@@ -75,6 +84,8 @@ class SamaModel(nn.Module):
         self.requires_grad_(False)
         self.backbone.vision_tower.requires_grad_(t.vision_tower)
         self.backbone.projector.requires_grad_(t.projector)
+        if self.slot_norm is not None:
+            self.slot_norm.requires_grad_(t.projector)  # part of the projection into the LLM's input space
         self.backbone.language_model.requires_grad_(t.llm)
         self.backbone.vlm.lm_head.requires_grad_(t.llm)
         if lora.enabled:
@@ -138,6 +149,8 @@ class SamaModel(nn.Module):
             TokenCountError: when a sample's slot count differs from its embedding count (SAMA.md §6.9).
         """
         embeds = self.backbone.embed(input_ids)
+        if self.slot_norm is not None:
+            visual = [self.slot_norm(v) for v in visual]
         rows = []
         for b in range(input_ids.shape[0]):
             positions = (input_ids[b] == self.img_context_id).nonzero(as_tuple=True)[0]
@@ -152,13 +165,12 @@ class SamaModel(nn.Module):
         return torch.stack(rows)
 
     # -- grounding inputs --------------------------------------------------------------------------------------
-    def phrase_embeddings(self, ids: torch.Tensor | list[int]) -> torch.Tensor:
-        """Per [SEG] in ``ids``, in order: the mean input embedding of the words of the ``<p> … </p>`` phrase before
-        it (since the previous [SEG]); zeros for a [SEG] without one (e.g. "Sure, [SEG]."). Returns (K, C)."""
+    def phrase_spans(self, ids: torch.Tensor | list[int]) -> list[list[int]]:
+        """Per [SEG] in ``ids``, in order: the token ids of the ``<p> … </p>`` phrase before it (since the previous
+        [SEG]); an empty list for a [SEG] without one (e.g. "Sure, [SEG].")."""
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
         p_start, p_end = self.backbone.token_ids[P_START], self.backbone.token_ids[P_END]
-        weight = self.backbone.input_embeddings().weight
-        rows: list[torch.Tensor] = []
+        spans: list[list[int]] = []
         start = end = None
         for position, token in enumerate(ids):
             if token == p_start:
@@ -166,9 +178,16 @@ class SamaModel(nn.Module):
             elif token == p_end and start is not None:
                 end = position
             elif token == self.seg_token_id:
-                words = ids[start + 1 : end] if start is not None and end is not None else []
-                rows.append(weight[words].mean(0) if words else weight.new_zeros(weight.shape[1]))
+                spans.append(ids[start + 1 : end] if start is not None and end is not None else [])
                 start = end = None
+        return spans
+
+    def phrase_embeddings(self, ids: torch.Tensor | list[int]) -> torch.Tensor:
+        """Per [SEG] in ``ids``, in order: the mean input embedding of the words of its phrase (:meth:`phrase_spans`);
+        zeros for a [SEG] without one. Returns (K, C)."""
+        weight = self.backbone.input_embeddings().weight
+        rows = [weight[words].mean(0) if words else weight.new_zeros(weight.shape[1])
+                for words in self.phrase_spans(ids)]
         return torch.stack(rows) if rows else weight.new_zeros(0, weight.shape[1])
 
     def grounding_inputs(self, ids: torch.Tensor | list[int], seg_states: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,14 @@ def check_bounds(section: Any, where: str, name: str, *, at_least_zero: tuple[st
                 raise ConfigError(f"{where}: {name}.{field_name} must be {bound}, got {value}")
 
 
+def check_regex(pattern: str, where: str) -> None:
+    """Raise a ConfigError naming ``where`` when ``pattern`` is not a regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{where}: {pattern!r} is not a regular expression ({exc})") from None
+
+
 @dataclass
 class VisionWarmupConfig:
     """Self-supervised warm start of a random vision tower before step 1 (``sama.train.vision_warmup``; ours: SAMA
@@ -129,10 +137,15 @@ class GroundingWarmupConfig:
     # ("the object that moves left") stall a per-frame segmenter: measured on the synthetic world, val J on object
     # names after 100 steps 0.05-0.27 drawing from chat + RVOS, 0.62 from chat only.
     sources: list[str] = field(default_factory=list)
+    # A regex searched in each phrase (lower-cased): a [SEG] whose phrase matches is not trained on; empty: none
+    # skipped. E.g. "\\bthat\\b" keeps RVOS names and pairs but drops "the object that moves left" (see sources).
+    skip_phrases: str = ""
 
     def validate(self, where: str) -> None:
         check_bounds(self, where, "grounding_warmup", at_least_zero=("steps",),
                      at_least_one=("samples_per_step", "frames_per_sample"), positive=("lr", "phrase_lr_multiplier"))
+        if self.skip_phrases:
+            check_regex(self.skip_phrases, f"{where}: grounding_warmup.skip_phrases")
 
 
 @dataclass
@@ -153,11 +166,7 @@ class RegionWarmupConfig:
         check_bounds(self, where, "region_warmup", at_least_zero=("steps",), at_least_one=("turns_per_step",),
                      positive=("lr",))
         for pattern, weight in self.question_weights.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ConfigError(f"{where}: region_warmup.question_weights: {pattern!r} is not a regular expression "
-                                  f"({exc})") from None
+            check_regex(pattern, f"{where}: region_warmup.question_weights")
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
                 raise ConfigError(f"{where}: region_warmup.question_weights[{pattern!r}] must be a number > 0, "
                                   f"got {weight!r}")

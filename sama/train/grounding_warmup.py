@@ -16,6 +16,7 @@ from exactly these prompts: with ``seg_phrase_input`` the [SEG]-state path of th
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -43,32 +44,32 @@ class GroundingWarmupResult:
     last_loss: float  # mean of the last 20 steps
 
 
-def phrase_mask_pairs(model: SamaModel, sample: TrainingSample) -> tuple[torch.Tensor, np.ndarray]:
-    """Every [SEG] of the sample's answers that follows a ``<p> … </p>`` phrase: its phrase embedding (K, C) and its
-    ground truth on the sparse frames (K, T_s, H, W)."""
+def phrase_mask_pairs(model: SamaModel, sample: TrainingSample, skip: re.Pattern[str] | None = None
+                      ) -> tuple[torch.Tensor, np.ndarray]:
+    """Every [SEG] of the sample's answers that follows a ``<p> … </p>`` phrase (and whose phrase, lower-cased, does
+    not match ``skip``): its phrase embedding (K, C) and its ground truth on the sparse frames (K, T_s, H, W)."""
     rows: list[torch.Tensor] = []
     masks: list[np.ndarray] = []
+    weight = model.backbone.input_embeddings().weight
     for turn in sample.turns:
         if not turn.seg_masks:
             continue
-        ids = model.tokenizer.encode(turn.answer, add_special_tokens=False)
-        embeddings = model.phrase_embeddings(ids)
-        for row, mask in zip(embeddings, turn.seg_masks):
-            if bool(row.abs().sum() > 0):
-                rows.append(row)
+        spans = model.phrase_spans(model.tokenizer.encode(turn.answer, add_special_tokens=False))
+        for words, mask in zip(spans, turn.seg_masks):
+            if words and not (skip and skip.search(model.tokenizer.decode(words).strip().lower())):
+                rows.append(weight[words].mean(0))
                 masks.append(np.asarray(mask, dtype=bool))
-    width = model.backbone.hidden_size
     if not rows:
-        return torch.zeros(0, width), np.zeros((0, *sample.frames.shape[:3]), dtype=bool)
+        return torch.zeros(0, weight.shape[1]), np.zeros((0, *sample.frames.shape[:3]), dtype=bool)
     return torch.stack(rows), np.stack(masks)
 
 
-def _sample_loss(model: SamaModel, sample: TrainingSample, frames_per_sample: int,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, int] | None:
+def _sample_loss(model: SamaModel, sample: TrainingSample, frames_per_sample: int, rng: np.random.Generator,
+                 skip: re.Pattern[str] | None = None) -> tuple[torch.Tensor, int] | None:
     """Weighted BCE + Dice of the sample's phrase prompts on up to ``frames_per_sample`` random frames that show a
     grounded object, over the (phrase, frame) pairs where the object shows; with the pair count. None: nothing to
     train on in this sample."""
-    phrases, masks = phrase_mask_pairs(model, sample)
+    phrases, masks = phrase_mask_pairs(model, sample, skip)
     if phrases.shape[0] == 0:
         return None
     visible = masks.reshape(*masks.shape[:2], -1).sum(-1) >= MIN_VISIBLE_PIXELS  # (K, T_s)
@@ -95,6 +96,7 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
     if cfg.steps < 1:
         raise ConfigError(f"grounding_warmup.steps must be >= 1 to run the warm-up, got {cfg.steps}")
     rng = np.random.default_rng(seed)
+    skip = re.compile(cfg.skip_phrases) if cfg.skip_phrases else None
     sam2 = grounding.sam2
     phrase = list(grounding.phrase_proj.parameters())
     segmenter = [*sam2.prompt_encoder.parameters(), *sam2.mask_decoder.parameters()]
@@ -115,12 +117,13 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
                 sample = dataset[int(rng.integers(len(dataset)))]
                 if cfg.sources and sample.source not in cfg.sources:
                     continue
-                term = _sample_loss(model, sample, cfg.frames_per_sample, rng)
+                term = _sample_loss(model, sample, cfg.frames_per_sample, rng, skip)
                 if term is not None:
                     terms.append(term[0])
                     pairs_seen += term[1]
             if not terms:
                 sources = f" from sources {cfg.sources}" if cfg.sources else ""
+                sources += f" (skip_phrases {cfg.skip_phrases!r})" if cfg.skip_phrases else ""
                 raise ConfigError(f"grounding_warmup found no [SEG] with a <p> phrase </p> in "
                                   f"{MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step} training samples{sources}; "
                                   "it needs grounded answers")

@@ -49,6 +49,31 @@ def test_pairs_are_the_grounded_phrases_with_their_masks() -> None:
     assert np.array_equal(masks[0], sample.turns[0].seg_masks[0])
 
 
+def test_skip_phrases_leaves_out_matching_phrases() -> None:
+    import re
+
+    model = _phrase_model()
+    frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    masks = [np.full((4, 32, 32), k == 0) for k in range(2)]
+    answer = "<p> the red box </p> [SEG] and <p> the box that moves left </p> [SEG]."
+    sample = TrainingSample(frames, [0, 3, 6, 9], [SampleTurn("Which?", answer, [], masks)], sample_id="s")
+    assert phrase_mask_pairs(model, sample)[0].shape[0] == 2
+    phrases, kept = phrase_mask_pairs(model, sample, re.compile(r"\bthat\b"))
+    ids = model.tokenizer.encode(answer, add_special_tokens=False)
+    assert phrases.shape[0] == 1 and kept[0].all()  # the first phrase and its mask stay
+    torch.testing.assert_close(phrases[0], model.phrase_embeddings(ids)[0])
+    with pytest.raises(ConfigError, match=r"skip_phrases \('box'\)"):  # every phrase skipped: the error says why
+        warmup_grounding(model, [sample], GroundingWarmupConfig(steps=1, skip_phrases="box"), progress=False)
+
+
+def test_skip_phrases_must_be_a_regex() -> None:
+    from sama.train.config import config_from_dict
+
+    base = {"model": {"name": "sama-tiny"}, "data": {"train": [{"kind": "synthetic", "options": {"root": "x"}}]}}
+    with pytest.raises(ConfigError, match=r"grounding_warmup.skip_phrases: '\[' is not a regular expression"):
+        config_from_dict({**base, "grounding_warmup": {"skip_phrases": "["}})
+
+
 def test_warmup_learns_and_touches_only_the_phrase_path_and_sam2() -> None:
     model = _phrase_model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -1,0 +1,42 @@
+"""Referring-VOS J&F of a synthetic-bench run grouped by expression kind (colour / name or shape / pair / motion).
+
+    python scripts/rvos_by_kind.py outputs/eval/sama-smol/rvos [outputs/data/synthetic-smol/rvos/bench]
+
+Reads the evaluation's per_expression.json (keys ``video/exp_id``) and the bench's meta_expressions.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from sama.data.synthetic.scene import COLOURS
+
+KINDS = {  # first match wins
+    "motion": re.compile(r"\bthat\b"),  # "the object(s) that move(s) left", "... that enters the frame"
+    "pair": re.compile(r"\band\b"),  # "the red circle and the blue square"
+    "colour": re.compile(rf"^the ({'|'.join(COLOURS)}) object$"),  # "the red object"
+}
+
+
+def kind_of(expression: str) -> str:
+    return next((kind for kind, pattern in KINDS.items() if pattern.search(expression)), "name")
+
+
+def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/bench") -> None:
+    per_exp = json.loads((Path(result_dir) / "per_expression.json").read_text())
+    videos = json.loads((Path(bench_dir) / "meta_expressions.json").read_text())["videos"]
+    groups: dict[str, list[float]] = {}
+    for qid, scores in per_exp.items():
+        video, exp_id = qid.split("/")
+        groups.setdefault(kind_of(videos[video]["expressions"][exp_id]["exp"]), []).append(scores["J&F"])
+    for kind in ("colour", "name", "pair", "motion"):
+        values = groups.get(kind, [])
+        mean = sum(values) / len(values) if values else float("nan")
+        print(f"{kind:7s} J&F {mean:.3f}  (n {len(values)})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
