@@ -76,10 +76,6 @@ class LLMConfig:
     seg_request: Literal["when_grounded", "never"] = "when_grounded"
     tokenizer: str = "smollm2"  # "smollm2": the packaged SmolLM2 tokenizer (the only real one available offline)
     max_length: int = 8192  # SAMA.md §1.5: max_length=8192
-    # Ours, off in the paper presets (SAMA.md §1.5 puts the visual embeddings in the <IMG_CONTEXT> slots as they are):
-    # RMS-normalise every embedding placed in a slot, with a learned per-channel gain that starts at the RMS of the
-    # LLM's own input embeddings, so visual tokens enter the residual stream at the scale of text tokens.
-    visual_rms_norm: bool = False
 
 
 @dataclass

@@ -59,19 +59,10 @@ class SamaModel(nn.Module):
                                             p.shape_mlp_layers)
         self.prompt_encoder = PromptEncoder(config)
         self.grounding = SamaGrounding(config.sam2, hidden)
-        self.slot_norm = self._slot_norm() if config.llm.visual_rms_norm else None
         self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenizer)
         self.img_context_id = self.backbone.token_ids[IMG_CONTEXT]
         self.seg_token_id = self.backbone.token_ids[SEG_TOKEN]
         self.apply_freeze_policy()
-
-    def _slot_norm(self) -> nn.RMSNorm:
-        """RMSNorm for the <IMG_CONTEXT> slot embeddings, its gain set to the RMS of the LLM's input embeddings."""
-        weight = self.backbone.input_embeddings().weight.detach()
-        norm = nn.RMSNorm(weight.shape[1], eps=self.config.llm.rms_norm_eps)
-        with torch.no_grad():
-            norm.weight.fill_(float(weight.float().pow(2).mean(-1).sqrt().mean()))
-        return norm
 
     @property
     def tokenizer(self) -> Any:
@@ -84,8 +75,6 @@ class SamaModel(nn.Module):
         self.requires_grad_(False)
         self.backbone.vision_tower.requires_grad_(t.vision_tower)
         self.backbone.projector.requires_grad_(t.projector)
-        if self.slot_norm is not None:
-            self.slot_norm.requires_grad_(t.projector)  # part of the projection into the LLM's input space
         self.backbone.language_model.requires_grad_(t.llm)
         self.backbone.vlm.lm_head.requires_grad_(t.llm)
         if lora.enabled:
@@ -149,8 +138,6 @@ class SamaModel(nn.Module):
             TokenCountError: when a sample's slot count differs from its embedding count (SAMA.md §6.9).
         """
         embeds = self.backbone.embed(input_ids)
-        if self.slot_norm is not None:
-            visual = [self.slot_norm(v) for v in visual]
         rows = []
         for b in range(input_ids.shape[0]):
             positions = (input_ids[b] == self.img_context_id).nonzero(as_tuple=True)[0]

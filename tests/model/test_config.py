@@ -22,7 +22,6 @@ def test_paper_numbers_are_the_defaults() -> None:
     assert a.text_max_length == 256
     assert a.max_sparse_frames == s.max_frames == 32  # §1.2: T_s ≤ 32
     assert not a.frame_time_embedding and p.trajectory_points == 0  # our options, not in SAMA.md §1.3 / §1.4
-    assert not config.llm.visual_rms_norm  # our option: §1.5 fills the <IMG_CONTEXT> slots as they are
     assert (p.tokens_per_object, p.shape_mask_size, p.shape_mask_points, p.shape_mlp_hidden) == (2, 112, 12544, 1024)
     assert p.ref_mask_mode == "box" and p.region_frame == "first_nonempty"
     assert (config.sam2.image_size, config.sam2.hidden_size) == (1024, 256)  # §1.1

@@ -245,21 +245,3 @@ def test_phrase_input_reaches_the_sam2_prompt(sample) -> None:
         model.grounding.project(states)  # the state alone is not enough for this config
     with pytest.raises(DataError, match="2 \\[SEG\\] states but 1"):
         model.grounding_inputs(red, torch.zeros(2, config.llm.hidden_size))
-
-
-def test_visual_rms_norm_puts_slot_embeddings_at_the_text_scale(sample) -> None:
-    torch.manual_seed(0)
-    model = SamaModel(SamaConfig.from_name("sama-tiny", llm={"visual_rms_norm": True}))
-    text = model.backbone.input_embeddings().weight.detach()
-    text_rms = text.pow(2).mean(-1).sqrt().mean()
-    assert torch.allclose(model.slot_norm.weight, text_rms.expand_as(model.slot_norm.weight))
-    processed = model.processor(sample)
-    ids = processed.input_ids.unsqueeze(0)
-    visual = model.visual_embeddings(processed.pixel_values, processed.dense_positions, processed.turns) * 50.0
-    slots = ids[0] == model.img_context_id
-    filled = model.fill_slots(ids, [visual])[0]
-    rms = filled[slots].pow(2).mean(-1).sqrt()
-    assert torch.allclose(rms, text_rms.expand_as(rms), rtol=1e-3)  # any input scale → the text scale
-    assert torch.equal(filled[~slots], model.backbone.embed(ids)[0][~slots])  # text positions untouched
-    assert "slot_norm.weight" in model.trainable_parameter_names()  # trained with the projector (freeze policy)
-    assert SamaModel(SamaConfig.from_name("sama-tiny")).slot_norm is None  # off by default
