@@ -8,21 +8,10 @@ Reads the evaluation's per_expression.json (keys ``video/exp_id``) and the bench
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
-from sama.data.synthetic.scene import COLOURS
-
-KINDS = {  # first match wins
-    "motion": re.compile(r"\bthat\b"),  # "the object(s) that move(s) left", "... that enters the frame"
-    "pair": re.compile(r"\band\b"),  # "the red circle and the blue square"
-    "colour": re.compile(rf"^the ({'|'.join(COLOURS)}) object$"),  # "the red object"
-}
-
-
-def kind_of(expression: str) -> str:
-    return next((kind for kind, pattern in KINDS.items() if pattern.search(expression)), "name")
+from sama.data.synthetic.language import expression_kind
 
 
 def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/bench") -> None:
@@ -31,7 +20,7 @@ def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/ben
     groups: dict[str, list[float]] = {}
     for qid, scores in per_exp.items():
         video, exp_id = qid.split("/")
-        groups.setdefault(kind_of(videos[video]["expressions"][exp_id]["exp"]), []).append(scores["J&F"])
+        groups.setdefault(expression_kind(videos[video]["expressions"][exp_id]["exp"]), []).append(scores["J&F"])
     for kind in ("colour", "name", "pair", "motion"):
         values = groups.get(kind, [])
         mean = sum(values) / len(values) if values else float("nan")

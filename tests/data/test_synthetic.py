@@ -15,7 +15,15 @@ from sama.data.masks import MaskDict
 from sama.data.schema import MASK_TOKEN, SEG_TOKEN, extract_phrases, load_records
 from sama.data.synthetic.cli import register_synth
 from sama.data.synthetic.facts import check_answer, load_facts, score_answers
-from sama.data.synthetic.language import DESCRIBE_QUESTION, MOTION_PHRASES, build_conversation, describe
+from sama.data.synthetic.language import (
+    DESCRIBE_QUESTION,
+    MOTION_PHRASES,
+    MOTION_PHRASES_PLURAL,
+    build_conversation,
+    describe,
+    expression_kind,
+    referring_expressions,
+)
 from sama.data.synthetic.preview import write_preview
 from sama.data.synthetic.scene import (
     BACKGROUND_GREY,
@@ -583,3 +591,26 @@ def test_cli_reports_bad_options_as_one_line(tmp_path: Path, capsys: pytest.Capt
     assert "error: scene size must be at least 32x32, got 10x10" in capsys.readouterr().err
     assert main(["data", "preview", str(tmp_path)]) == 2
     assert "not a dataset written by `sama data synth`" in capsys.readouterr().err
+
+
+def test_expression_kinds_follow_how_each_expression_was_built() -> None:
+    seen = set()
+    for scene in _scenes(12):
+        names = {obj.name for obj in scene.objects}
+        for expression, indices in referring_expressions(scene, np.random.default_rng(0), max_expressions=50):
+            kind = expression_kind(expression)
+            seen.add(kind)
+            if expression.startswith(("the object that ", "the objects that ")):
+                assert kind == "motion", expression
+                if expression.startswith("the objects that "):  # plural verb ("the objects that bounce ...")
+                    assert expression.removeprefix("the objects that ") in MOTION_PHRASES_PLURAL.values()
+                    seen.add("plural")
+            elif len(indices) == 2 and " and " in expression:
+                assert kind == "pair", expression
+            elif expression == f"the {scene.objects[indices[0]].colour} object":
+                assert kind == "colour", expression
+            else:
+                assert kind == "name" and (expression in names or expression.split()[-1] in {"circle", "square",
+                                                                                           "triangle"}), expression
+    assert seen == {"motion", "plural", "pair", "colour", "name"}
+    assert expression_kind("the object that bounces left and right") == "motion"  # not a pair

@@ -62,7 +62,7 @@ def test_skip_phrases_leaves_out_matching_phrases() -> None:
     ids = model.tokenizer.encode(answer, add_special_tokens=False)
     assert phrases.shape[0] == 1 and kept[0].all()  # the first phrase and its mask stay
     torch.testing.assert_close(phrases[0], model.phrase_embeddings(ids)[0])
-    with pytest.raises(ConfigError, match=r"skip_phrases \('box'\)"):  # every phrase skipped: the error says why
+    with pytest.raises(ConfigError, match=r"\(skip_phrases 'box'\)"):  # every phrase skipped: the error says why
         warmup_grounding(model, [sample], GroundingWarmupConfig(steps=1, skip_phrases="box"), progress=False)
 
 

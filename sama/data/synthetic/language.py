@@ -8,6 +8,7 @@ a 135M LLM can learn them and an evaluator can check them). Each question carrie
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,6 +262,19 @@ def build_conversation(scene: Scene, rng: np.random.Generator, max_turns: int = 
     return turns
 
 
+EXPRESSION_KINDS: dict[str, re.Pattern[str]] = {  # kinds of ``referring_expressions``; the first match wins
+    "motion": re.compile(r"^the objects? that "),  # "the object that moves left", "the object that enters the frame"
+    "pair": re.compile(r" and the "),  # "the red circle and the blue square"
+    "colour": re.compile(r"^the \w+ object$"),  # "the red object"
+}
+
+
+def expression_kind(expression: str) -> str:
+    """Kind of a ``referring_expressions`` expression: "motion" (motion or event), "pair", "colour", else "name"
+    ("the red circle", "the circle", "the small circle")."""
+    return next((kind for kind, pattern in EXPRESSION_KINDS.items() if pattern.search(expression)), "name")
+
+
 def referring_expressions(
     scene: Scene, rng: np.random.Generator, max_expressions: int = 6
 ) -> list[tuple[str, list[int]]]:
@@ -282,7 +296,7 @@ def referring_expressions(
         if len(matches) == 1:
             candidates.append((f"the object that {phrase}", matches))
         else:
-            candidates.append((f"the objects that {phrase.replace('moves', 'move').replace('stays', 'stay')}", matches))
+            candidates.append((f"the objects that {MOTION_PHRASES_PLURAL[motion]}", matches))
     for event_name, text in (("enters", "enters the frame"), ("leaves", "leaves the frame"), ("stops", "stops")):
         matches = [obj.index for obj in objects if any(e["event"] == event_name for e in obj.events)]
         if len(matches) == 1:
