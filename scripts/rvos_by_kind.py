@@ -15,12 +15,20 @@ from sama.data.synthetic.language import expression_kind
 
 
 def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/bench") -> None:
-    per_exp = json.loads((Path(result_dir) / "per_expression.json").read_text())
-    videos = json.loads((Path(bench_dir) / "meta_expressions.json").read_text())["videos"]
+    per_exp_path = Path(result_dir) / "per_expression.json"
+    meta_path = Path(bench_dir) / "meta_expressions.json"
+    for path in (per_exp_path, meta_path):
+        if not path.is_file():
+            raise SystemExit(f"{path}: not found (expected `sama evaluate mevis --out` results and the bench folder)")
+    per_exp = json.loads(per_exp_path.read_text())
+    videos = json.loads(meta_path.read_text())["videos"]
     groups: dict[str, list[float]] = {}
     for qid, scores in per_exp.items():
-        video, exp_id = qid.split("/")
-        groups.setdefault(expression_kind(videos[video]["expressions"][exp_id]["exp"]), []).append(scores["J&F"])
+        video, _, exp_id = qid.partition("/")
+        expression = videos.get(video, {}).get("expressions", {}).get(exp_id)
+        if expression is None:
+            raise SystemExit(f"{per_exp_path}: expression {qid!r} is not in {meta_path}")
+        groups.setdefault(expression_kind(expression["exp"]), []).append(scores["J&F"])
     for kind in ("colour", "name", "pair", "motion"):
         values = groups.get(kind, [])
         mean = sum(values) / len(values) if values else float("nan")

@@ -140,8 +140,9 @@ class GroundingWarmupConfig:
     # A regex searched in each phrase (lower-cased): a [SEG] whose phrase matches is not trained on; empty: none
     # skipped. E.g. "\\bthat\\b" keeps RVOS names and pairs but drops "the object that moves left". Measured on
     # sama-smol (the shipped recipe otherwise): 150 steps on chat + synthetic RVOS with that filter left SAMA
-    # training's Dice at 0.59-0.64 per 100 steps and the final val loss at 0.95 (chat names only, the shipped recipe:
-    # Dice 0.44 -> 0.27, val loss 0.43), so the recipe keeps chat names only.
+    # training's Dice at 0.59-0.64 per 100 steps and the final val loss at 0.95, and the grounding collapsed (RVOS
+    # J&F 0.064; chat names only, the shipped recipe: Dice 0.44 -> 0.27, val loss 0.43, J&F 0.579), so the recipe keeps
+    # chat names only.
     skip_phrases: str = ""
 
     def validate(self, where: str) -> None:

@@ -50,17 +50,17 @@ def phrase_mask_pairs(model: SamaModel, sample: TrainingSample, skip: re.Pattern
     not match ``skip``): its phrase embedding (K, C) and its ground truth on the sparse frames (K, T_s, H, W)."""
     rows: list[torch.Tensor] = []
     masks: list[np.ndarray] = []
-    weight = model.backbone.input_embeddings().weight
     for turn in sample.turns:
         if not turn.seg_masks:
             continue
-        spans = model.phrase_spans(model.tokenizer.encode(turn.answer, add_special_tokens=False))
-        for words, mask in zip(spans, turn.seg_masks):
+        ids = model.tokenizer.encode(turn.answer, add_special_tokens=False)
+        for words, row, mask in zip(model.phrase_spans(ids), model.phrase_embeddings(ids), turn.seg_masks):
             if words and not (skip and skip.search(model.tokenizer.decode(words).strip().lower())):
-                rows.append(weight[words].mean(0))
+                rows.append(row)
                 masks.append(np.asarray(mask, dtype=bool))
     if not rows:
-        return torch.zeros(0, weight.shape[1]), np.zeros((0, *sample.frames.shape[:3]), dtype=bool)
+        width = model.backbone.hidden_size
+        return torch.zeros(0, width), np.zeros((0, *sample.frames.shape[:3]), dtype=bool)
     return torch.stack(rows), np.stack(masks)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -50,8 +52,6 @@ def test_pairs_are_the_grounded_phrases_with_their_masks() -> None:
 
 
 def test_skip_phrases_leaves_out_matching_phrases() -> None:
-    import re
-
     model = _phrase_model()
     frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
     masks = [np.full((4, 32, 32), k == 0) for k in range(2)]
