@@ -1,5 +1,6 @@
 """Training datasets yielding ``TrainingSample`` (grounded chat, region description, referring VOS, synthetic world,
-random clips) plus the repeat-factor mix and the deterministic, resumable sampler the trainer uses.
+random clips) plus the repeat-factor mix, batches of referring turns, and the deterministic, resumable sampler the
+trainer uses.
 
 Sources: SAMA.md §2 (data mix, repeats), §3.2 (SAMA-239K loader rules), §1.2 (frame sampling), §5 (RVOS prompt).
 """
@@ -7,8 +8,9 @@ Sources: SAMA.md §2 (data mix, repeats), §3.2 (SAMA-239K loader rules), §1.2 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +66,85 @@ class MixedDataset(Dataset):
         which = bisect.bisect_right(self.offsets, index) - 1
         return which, (index - self.offsets[which]) % len(self.datasets[which])  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> TrainingSample:
+    def __getitem__(self, index: int) -> TrainingSample | TurnBatch:
         which, local = self.locate(index)
         return self.datasets[which][local]
+
+    def whole_samples(self) -> MixedDataset:
+        """The mix without its :class:`ReferringTurnBatches` parts: the datasets whose items are whole samples."""
+        keep = [i for i, d in enumerate(self.datasets) if not isinstance(d, ReferringTurnBatches)]
+        return MixedDataset([self.datasets[i] for i in keep], [self.repeats[i] for i in keep],
+                            [self.names[i] for i in keep])
 
     def summary(self) -> list[dict[str, Any]]:
         return [
             {"name": n, "samples": len(d), "repeat": r, "effective": s}  # type: ignore[arg-type]
             for n, d, r, s in zip(self.names, self.datasets, self.repeats, self.sizes)
         ]
+
+
+def is_referring_turn(turn: SampleTurn) -> bool:
+    """A turn that refers to objects (``<mask>``) and grounds none (no ``[SEG]``): an attribute question, a region
+    description."""
+    return bool(turn.ref_masks) and not turn.seg_masks
+
+
+def referring_turn_stream(dataset: Dataset, rng: np.random.Generator, *, max_draws: int,
+                          keep: Callable[[SampleTurn], bool] | None = None,
+                          sources: Sequence[str] = ()) -> Iterator[TrainingSample]:
+    """Endless one-turn samples: random samples of ``dataset`` (drawn with ``rng``, from ``sources`` only when given),
+    each giving its referring turns that ``keep`` accepts, in order, as samples of that one turn. Raises
+    ``DataError`` after ``max_draws`` draws in a row that gave none."""
+    misses = 0
+    while True:
+        sample = dataset[int(rng.integers(len(dataset)))]  # type: ignore[arg-type]
+        if sources and sample.source not in sources:
+            turns = []
+        else:
+            turns = [(k, t) for k, t in enumerate(sample.turns) if is_referring_turn(t) and (keep is None or keep(t))]
+        misses = 0 if turns else misses + 1
+        if misses >= max_draws:
+            where = f" from sources {list(sources)}" if sources else ""
+            raise DataError(f"no turn that refers to an object (<mask>) without grounding one in {max_draws} "
+                            f"random samples{where}", field="turns")
+        for k, turn in turns:
+            yield replace(sample, turns=[turn], sample_id=f"{sample.sample_id}#{k}")
+
+
+@dataclass
+class TurnBatch:
+    """One training item made of several one-turn samples, trained as one padded batch; without the dense-frame
+    tokens unless ``dense_frames`` (see :class:`ReferringTurnBatches`)."""
+
+    samples: list[TrainingSample]
+    dense_frames: bool = False
+
+
+class ReferringTurnBatches(Dataset):
+    """Items of ``turns_per_item`` referring turns (:func:`is_referring_turn`) of random samples of ``base``, each a
+    one-turn dialogue without the dense-frame tokens: SAMA training's attribute and description turns at ~35 LLM
+    tokens instead of a whole ~340-token sample (the ``region_warmup`` layout, mixed into training). Item ``i`` is
+    fixed by ``(seed, i)``, so a resumed run sees the same items; the length is that of ``base``."""
+
+    MAX_DRAWS = 64  # random samples without a referring turn, in a row, before an item gives up
+
+    def __init__(self, base: Dataset, turns_per_item: int, seed: int = 0, name: str = "") -> None:
+        if turns_per_item < 1:
+            raise DataError(f"turns per item must be >= 1, got {turns_per_item}", field="referring_turns")
+        self.base, self.turns_per_item, self.seed, self.name = base, turns_per_item, seed, name
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> TurnBatch:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        stream = referring_turn_stream(self.base, np.random.default_rng([self.seed, index]), max_draws=self.MAX_DRAWS)
+        try:
+            return TurnBatch(list(itertools.islice(stream, self.turns_per_item)))
+        except DataError as exc:
+            raise DataError(f"dataset {self.name!r} (referring_turns: {self.turns_per_item}): {exc.reason}",
+                            field="referring_turns") from None
 
 
 @dataclass

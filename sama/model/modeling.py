@@ -3,6 +3,7 @@ losses (SAMA.md §1.5-§1.7), the freeze policy (§2), generation with [SEG] hid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,13 +193,15 @@ class SamaModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: list[torch.Tensor],
                 dense_positions: list[list[int]], turns: list[list[TurnInputs]], frames: list[Any],
                 labels: torch.Tensor | None = None, seg_masks: list[torch.Tensor | None] | None = None,
-                dense_frames: bool = True, **_: Any) -> SamaOutput:
+                dense_frames: bool | Sequence[bool] = True, **_: Any) -> SamaOutput:
         """Loss of a collated batch: CE on answer tokens + BCE/Dice of the [SEG] masks on the dense frames.
-        ``dense_frames=False`` for token ids built without the dense-frame slots (see :meth:`visual_embeddings`)."""
+        ``dense_frames`` False (for the whole batch, or per sample as ``collate`` gives it) for token ids built
+        without the dense-frame slots (see :meth:`visual_embeddings`)."""
         device = self.backbone.embed(input_ids[:, :1]).device
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        visual = [self.visual_embeddings(pv.to(device), dp, tt, dense_frames) for pv, dp, tt in
-                  zip(pixel_values, dense_positions, turns)]
+        flags = [dense_frames] * len(pixel_values) if isinstance(dense_frames, bool) else list(dense_frames)
+        visual = [self.visual_embeddings(pv.to(device), dp, tt, flag) for pv, dp, tt, flag in
+                  zip(pixel_values, dense_positions, turns, flags)]
         embeds = self.fill_slots(input_ids, visual)
         labels = labels.to(device) if labels is not None else None
         positions = labelled_positions(labels) if labels is not None else None
@@ -218,8 +221,7 @@ class SamaModel(nn.Module):
             if seg_hidden.shape[0] != target.shape[0]:
                 raise DataError(f"{seg_hidden.shape[0]} [SEG] tokens but {target.shape[0]} ground-truth masks",
                                 record=b, field="seg_masks")
-            dense_frames = frames[b][dense_positions[b]]
-            features = self.grounding.image_features(dense_frames)
+            features = self.grounding.image_features(frames[b][dense_positions[b]])
             mask_logits = self.grounding.decode(features, seg_hidden)  # (K, n_dense, h, w)
             bce, dice = mask_losses(mask_logits.flatten(0, 1), target.to(device).flatten(0, 1), self.config.loss)
             bce_terms.append(bce)

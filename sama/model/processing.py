@@ -66,6 +66,7 @@ class ProcessedSample:
     seg_masks: torch.Tensor | None = None  # (n_seg, n_dense, H, W) bool [SEG] ground truth on the dense frames
     sample_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    dense_frames: bool = True  # the token ids hold the dense-frame slots (SAMA.md §1.5); False: left out
 
 
 class SamaProcessor:
@@ -159,8 +160,10 @@ class SamaProcessor:
         return preprocess_frames(torch.from_numpy(np.ascontiguousarray(frames)), v.image_size, v.mean, v.std)
 
     # -- entry points ------------------------------------------------------------------------------------------
-    def __call__(self, sample: TrainingSample) -> ProcessedSample:
-        """A training sample → tensors with labels and [SEG] ground truth on the dense frames."""
+    def __call__(self, sample: TrainingSample, dense_frames: bool = True) -> ProcessedSample:
+        """A training sample → tensors with labels and [SEG] ground truth on the dense frames; without the
+        dense-frame slots in the token ids when ``dense_frames`` is False (the turns still refer to the dense frames'
+        positions, and SAM2 still segments on them)."""
         sid = sample.sample_id
         if not sample.turns:
             raise DataError("sample has no turns", record=sid, field="turns")
@@ -172,12 +175,13 @@ class SamaProcessor:
             _check_turn(turn, (num_sparse, height, width), sid, k)
             turns.append(self.turn_inputs(turn.question, turn.ref_masks, dense, sid, k))
             seg += [np.asarray(m, dtype=bool)[dense] for m in turn.seg_masks]
-        ids, labels = self.encode_dialogue([(t.question, t.answer) for t in sample.turns], num_sparse, len(dense), sid)
+        ids, labels = self.encode_dialogue([(t.question, t.answer) for t in sample.turns], num_sparse,
+                                           len(dense) if dense_frames else 0, sid)
         seg_masks = torch.from_numpy(np.stack(seg)) if seg else torch.zeros(0, len(dense), height, width,
                                                                              dtype=torch.bool)
         return ProcessedSample(input_ids=ids, labels=labels, pixel_values=self.pixel_values(sample.frames),
                                dense_positions=dense, turns=turns, frames=sample.frames, seg_masks=seg_masks,
-                               sample_id=sid)
+                               sample_id=sid, dense_frames=dense_frames)
 
     def build_prompt(self, frames: np.ndarray, dialogue: Sequence[tuple[str, str | None]],
                      ref_volumes: Sequence[Sequence[np.ndarray]], sample_id: str = "prompt") -> ProcessedSample:
@@ -213,6 +217,7 @@ class SamaProcessor:
             "pixel_values": [s.pixel_values for s in samples], "dense_positions": [s.dense_positions for s in samples],
             "turns": [s.turns for s in samples], "frames": [s.frames for s in samples],
             "seg_masks": [s.seg_masks for s in samples], "sample_ids": [s.sample_id for s in samples],
+            "dense_frames": [s.dense_frames for s in samples],
         }
 
 

@@ -74,6 +74,10 @@ class DatasetConfig:
     video_root: str | None = None
     format: str | None = None  # rvos: mevis | ref_ytvos | revos
     options: dict[str, Any] = field(default_factory=dict)
+    # 0: items are whole samples. k >= 1: items are batches of k referring turns (a <mask>, no [SEG]) of random
+    # samples of this dataset, each a one-turn dialogue without the dense-frame tokens (sama.data.datasets.
+    # ReferringTurnBatches; the region_warmup layout, mixed into training by this entry's repeat).
+    referring_turns: int = 0
 
 
 @dataclass
@@ -165,6 +169,8 @@ class RegionWarmupConfig:
     # Relative draw weight of a turn by its question: {regex searched in the question: weight}; the first matching
     # pattern wins, a turn matching none weighs 1. E.g. {"move|doing": 4} draws motion questions 4x as often.
     question_weights: dict[str, float] = field(default_factory=dict)
+    # lr factor by parameter-name prefix, first match wins (as optim.lr_multipliers), e.g. {"prompt_encoder.": 10}.
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         check_bounds(self, where, "region_warmup", at_least_zero=("steps",), at_least_one=("turns_per_step",),
@@ -174,6 +180,9 @@ class RegionWarmupConfig:
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
                 raise ConfigError(f"{where}: region_warmup.question_weights[{pattern!r}] must be a number > 0, "
                                   f"got {weight!r}")
+        for prefix, factor in self.lr_multipliers.items():
+            if not factor > 0:
+                raise ConfigError(f"{where}: region_warmup.lr_multipliers[{prefix!r}] must be > 0, got {factor!r}")
 
 
 @dataclass
@@ -235,6 +244,10 @@ class TrainConfig:
                     )
                 if ds.repeat < 1:
                     raise ConfigError(f"{where}: data.{split}[{i}].repeat must be >= 1, got {ds.repeat}")
+                if isinstance(ds.referring_turns, bool) or not isinstance(ds.referring_turns, int) \
+                        or ds.referring_turns < 0:
+                    raise ConfigError(f"{where}: data.{split}[{i}].referring_turns must be an integer >= 0 (0: whole "
+                                      f"samples), got {ds.referring_turns!r}")
 
     def check_paths(self) -> None:
         """Every data path named by the config exists (ConfigError naming dataset and field otherwise)."""

@@ -23,13 +23,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sama.data.datasets import MixedDataset, ResumableSampler
-from sama.errors import ConfigError, SamaError
+from sama.errors import ConfigError, DataError, SamaError
 from sama.train import checkpointing as ckpt
 from sama.train import distributed as dist_utils
 from sama.train.config import DatasetConfig, TrainConfig, config_to_dict
 from sama.train.schedule import build_scheduler
 from sama.train.tracking import LOG_FILE, PLOT_FILE, JsonlLogger, plot_losses
-from sama.train.warm_start import adamw
+from sama.train.warm_start import adamw, lr_factors
 
 CONFIG_SNAPSHOT = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
@@ -87,10 +87,21 @@ def build_dataset(
 def build_mix(
     specs: list[DatasetConfig], seed: int, split: str, sampling: dict[str, int] | None = None
 ) -> MixedDataset:
+    """The configured datasets with their repeat factors; an entry with ``referring_turns`` yields batches of
+    referring turns, and its first item is drawn here so a dataset without such turns fails before training."""
+    from sama.data.datasets import ReferringTurnBatches
+
     datasets = [build_dataset(spec, seed, split, sampling) for spec in specs]
-    for spec, dataset in zip(specs, datasets):
+    for i, (spec, dataset) in enumerate(zip(specs, datasets)):
+        name = spec.name or spec.kind
         if len(dataset) == 0:  # type: ignore[arg-type]
-            raise ConfigError(f"data.{split} dataset {spec.name or spec.kind!r} has no samples")
+            raise ConfigError(f"data.{split} dataset {name!r} has no samples")
+        if spec.referring_turns:
+            datasets[i] = ReferringTurnBatches(dataset, spec.referring_turns, seed, name)
+            try:
+                datasets[i][0]
+            except DataError as exc:
+                raise ConfigError(f"data.{split}[{i}]: {exc}") from None
     return MixedDataset(datasets, [s.repeat for s in specs], [s.name or s.kind for s in specs])
 
 
@@ -137,7 +148,15 @@ class _Collate:
         self.processor = processor
 
     def __call__(self, samples: list[Any]) -> dict[str, Any]:
-        return self.processor.collate([self.processor(s) for s in samples])
+        from sama.data.datasets import TurnBatch
+
+        processed = []
+        for item in samples:  # a TurnBatch item adds its one-turn samples to the batch
+            if isinstance(item, TurnBatch):
+                processed += [self.processor(s, item.dense_frames) for s in item.samples]
+            else:
+                processed.append(self.processor(item))
+        return self.processor.collate(processed)
 
 
 def loss_parts(output: Any) -> dict[str, float]:
@@ -267,21 +286,29 @@ class Trainer:
             raise ConfigError(f"{cfg.source_file}: vision_warmup / grounding_warmup / region_warmup need a SamaModel "
                               f"(model {cfg.model.name!r} is not one)")
         progress = self.info.is_main and cfg.progress
+        samples = self.train_data.whole_samples()  # the warm-ups draw whole samples
+        if len(samples) == 0:
+            raise ConfigError(f"{cfg.source_file}: the warm-ups need a data.train dataset of whole samples (every "
+                              f"entry sets referring_turns)")
+        if cfg.region_warmup.steps:  # its parameter groups are checked before any stage computes
+            from sama.train.region_warmup import language_param_groups
+
+            language_param_groups(raw, cfg.region_warmup)
         if cfg.vision_warmup.steps:
             from sama.train.vision_warmup import frame_pool, warmup_vision
 
-            frames = frame_pool(self.train_data, cfg.vision_warmup.pool_samples, np.random.default_rng(cfg.seed))
+            frames = frame_pool(samples, cfg.vision_warmup.pool_samples, np.random.default_rng(cfg.seed))
             result = warmup_vision(raw.backbone, frames, cfg.vision_warmup, seed=cfg.seed, progress=progress)
             records.append({"step": 0, "split": "vision_warmup", **dataclasses.asdict(result)})
         if cfg.grounding_warmup.steps:
             from sama.train.grounding_warmup import warmup_grounding
 
-            result = warmup_grounding(raw, self.train_data, cfg.grounding_warmup, seed=cfg.seed, progress=progress)
+            result = warmup_grounding(raw, samples, cfg.grounding_warmup, seed=cfg.seed, progress=progress)
             records.append({"step": 0, "split": "grounding_warmup", **dataclasses.asdict(result)})
         if cfg.region_warmup.steps:
             from sama.train.region_warmup import warmup_regions
 
-            result = warmup_regions(raw, self.train_data, cfg.region_warmup, seed=cfg.seed, progress=progress)
+            result = warmup_regions(raw, samples, cfg.region_warmup, seed=cfg.seed, progress=progress)
             records.append({"step": 0, "split": "region_warmup", **dataclasses.asdict(result)})
         return records
 
@@ -319,16 +346,7 @@ class Trainer:
         no_decay = set(no_decay_fn() if callable(no_decay_fn) else [])
         named = [(n, p) for n, p in raw.named_parameters() if p.requires_grad]
         opt = self.cfg.optim
-        multipliers = opt.lr_multipliers
-        for prefix, factor in multipliers.items():
-            if not factor > 0:
-                raise ConfigError(f"optim.lr_multipliers.{prefix}: the factor must be > 0, got {factor}")
-            if not any(n.startswith(prefix) for n, _ in named):
-                raise ConfigError(f"optim.lr_multipliers: prefix {prefix!r} matches no trainable parameter "
-                                  f"(e.g. {', '.join(sorted({n.split('.')[0] + '.' for n, _ in named}))})")
-
-        def factor_of(name: str) -> float:
-            return next((f for prefix, f in multipliers.items() if name.startswith(prefix)), 1.0)
+        factor_of = lr_factors(opt.lr_multipliers, [n for n, _ in named], "optim.lr_multipliers")
 
         groups: dict[tuple[bool, float], dict[str, Any]] = {}
         for name, param in named:

@@ -9,8 +9,9 @@ training turn that refers to objects (``<mask>``) and grounds none (no ``[SEG]``
 only that turn's own visual slots — its spatio-temporal context tokens and the two tokens per referred object
 (SAMA.md §1.4-§1.5), computed exactly as in training — without the dense-frame tokens, and ``turns_per_step`` of them
 form one padded batch; ``question_weights`` draws some questions more often than others (kept with probability
-weight / max weight). It trains what SAMA training trains on the language side (LoRA / LLM, vision tower,
-projector, aggregator, prompt encoder, as the freeze policy says), not the grounding.
+weight / max weight) and ``lr_multipliers`` scales the lr by parameter-name prefix. It trains what SAMA training
+trains on the language side (LoRA / LLM, vision tower, projector, aggregator, prompt encoder, as the freeze policy
+says), not the grounding.
 
 The training engine runs it before step 1 of a fresh run when the training config's ``region_warmup.steps`` > 0
 (after ``vision_warmup`` and ``grounding_warmup``).
@@ -18,23 +19,26 @@ The training engine runs it before step 1 of a fresh run when the training confi
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sama.data.datasets import is_referring_turn, referring_turn_stream
 from sama.data.sample import SampleTurn, TrainingSample
-from sama.errors import ConfigError
+from sama.errors import ConfigError, DataError
 from sama.model.modeling import SamaModel
-from sama.model.processing import ProcessedSample
+from sama.model.processing import ProcessedSample, SamaProcessor
 from sama.train.config import RegionWarmupConfig
-from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import adamw, lr_factors, optimise, recent_loss, torch_seed, trainable
 
-MAX_DRAWS_PER_TURN = 16  # random sample draws per wanted turn before a step gives up
+MAX_DRAWS_PER_TURN = 16  # random samples without a wanted turn, in a row, per turn of a step, before giving up
 
 
 @dataclass
@@ -46,33 +50,18 @@ class RegionWarmupResult:
     last_loss: float  # mean of the last 20 steps
 
 
-def referring_turns(model: SamaModel, sample: TrainingSample, dense_frames: bool = False,
+def referring_turns(processor: SamaProcessor, sample: TrainingSample, dense_frames: bool = False,
                     keep: Callable[[SampleTurn], bool] | None = None) -> list[ProcessedSample]:
-    """The sample's turns that refer to objects and ground none (and pass ``keep``), each as a one-turn input: its
-    context tokens and region tokens, after the dense-frame slots only when ``dense_frames``; they share the sample's
-    pixel values."""
-    turns = [(k, t) for k, t in enumerate(sample.turns)
-             if t.ref_masks and not t.seg_masks and (keep is None or keep(t))]
-    if not turns:
-        return []
-    processor = model.processor
-    num_sparse = sample.frames.shape[0]
-    dense = processor.dense_positions(num_sparse)
-    pixels = processor.pixel_values(sample.frames)
-    out = []
-    for k, turn in turns:
-        ids, labels = processor.encode_dialogue([(turn.question, turn.answer)], num_sparse,
-                                               len(dense) if dense_frames else 0, sample.sample_id)
-        inputs = processor.turn_inputs(turn.question, turn.ref_masks, dense, sample.sample_id, k)
-        out.append(ProcessedSample(input_ids=ids, labels=labels, pixel_values=pixels, dense_positions=dense,
-                                   turns=[inputs], frames=sample.frames, sample_id=f"{sample.sample_id}#{k}"))
-    return out
+    """The sample's referring turns (:func:`~sama.data.datasets.is_referring_turn`) that pass ``keep``, each as a
+    one-turn input: its context tokens and region tokens, after the dense-frame slots only when ``dense_frames``."""
+    return [processor(replace(sample, turns=[turn], sample_id=f"{sample.sample_id}#{k}"), dense_frames)
+            for k, turn in enumerate(sample.turns) if is_referring_turn(turn) and (keep is None or keep(turn))]
 
 
-def batch_loss(model: SamaModel, items: list[ProcessedSample], dense_frames: bool = False) -> torch.Tensor:
+def batch_loss(model: SamaModel, items: list[ProcessedSample]) -> torch.Tensor:
     """The model's training loss (answer cross-entropy; these turns ground nothing) on one padded batch of one-turn
     referring inputs (see :func:`referring_turns`)."""
-    return model(**model.processor.collate(items), dense_frames=dense_frames).loss
+    return model(**model.processor.collate(items)).loss
 
 
 class QuestionSampler:
@@ -91,6 +80,20 @@ class QuestionSampler:
         return bool(self.rng.random() * self.top < self.weight(turn.question))
 
 
+def language_param_groups(model: SamaModel, cfg: RegionWarmupConfig) -> list[dict[str, Any]]:
+    """What the warm-up trains: the trainable parameters outside the grounding, in AdamW groups by their lr
+    (``cfg.lr`` times the ``lr_multipliers`` factor). Raises ``ConfigError`` when there is none or a multiplier's
+    prefix matches none (the engine calls it before any warm-up runs)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad and not name.startswith("grounding.")]
+    if not named:
+        raise ConfigError("region_warmup: the freeze policy leaves no language-side parameter trainable")
+    factor_of = lr_factors(cfg.lr_multipliers, [name for name, _ in named], "region_warmup.lr_multipliers")
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, param in named:
+        groups.setdefault(factor_of(name), []).append(param)
+    return [{"params": params, "lr": cfg.lr * factor} for factor, params in groups.items()]
+
+
 def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, *, seed: int = 0,
                    progress: bool = True) -> RegionWarmupResult:
     """Train the language side on dense-free referring turns for ``cfg.steps`` steps of ``cfg.turns_per_step``."""
@@ -100,34 +103,23 @@ def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, 
     sampler = QuestionSampler(cfg.question_weights, rng)
     keep = sampler if cfg.question_weights else None  # unweighted: no extra rng draws, same turns as before the option
     max_draws = int(np.ceil(MAX_DRAWS_PER_TURN * sampler.top)) * cfg.turns_per_step
-    params = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("grounding.")]
-    if not params:
-        raise ConfigError("region_warmup: the freeze policy leaves no language-side parameter trainable")
+    groups = language_param_groups(model, cfg)
+    params = [p for group in groups for p in group["params"]]
+    turns = referring_turn_stream(dataset, rng, max_draws=max_draws, keep=keep, sources=cfg.sources)
     seen = 0
-    pending: list[ProcessedSample] = []
     start = time.time()
     with torch_seed(seed), trainable(params):
-        optimizer = adamw(params, lr=cfg.lr, weight_decay=0.05)
+        optimizer = adamw(groups, lr=cfg.lr, weight_decay=0.05)
 
         def step_loss(_step: int) -> torch.Tensor:
             nonlocal seen
-            items: list[ProcessedSample] = []
-            for _tries in range(max_draws):
-                if len(pending) + len(items) >= cfg.turns_per_step:
-                    break
-                sample = dataset[int(rng.integers(len(dataset)))]
-                if cfg.sources and sample.source not in cfg.sources:
-                    continue
-                items += referring_turns(model, sample, cfg.dense_frames, keep)
-            pending.extend(items)
-            if not pending:
-                sources = f" from sources {cfg.sources}" if cfg.sources else ""
-                raise ConfigError(f"region_warmup found no turn that refers to an object (<mask>) without grounding "
-                                  f"one in {max_draws} training samples{sources}")
-            batch = pending[: cfg.turns_per_step]
-            del pending[: cfg.turns_per_step]
+            try:
+                drawn = list(itertools.islice(turns, cfg.turns_per_step))
+            except DataError as exc:  # the stream's only error: no referring turn to be found
+                raise ConfigError(f"region_warmup found {exc.reason}") from None
+            batch = [model.processor(turn, cfg.dense_frames) for turn in drawn]
             seen += len(batch)
-            return batch_loss(model, batch, cfg.dense_frames)
+            return batch_loss(model, batch)
 
         losses = optimise(optimizer, step_loss, cfg.steps, "region warm-up", progress=progress, clip=params)
     return RegionWarmupResult(steps=cfg.steps, turns=seen, seconds=time.time() - start, first_loss=losses[0],

@@ -17,6 +17,21 @@ LOSS_WINDOW = 20  # a stage reports the mean of its last LOSS_WINDOW step losses
 FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused AdamW kernel (torch >= 2.4 on CPU)
 
 
+def lr_factors(multipliers: dict[str, float], names: Iterable[str], where: str) -> Callable[[str], float]:
+    """The lr factor of a parameter name: that of the first ``multipliers`` prefix it starts with, else 1. Raises
+    ``ConfigError`` for a factor that is not > 0 or a prefix matching none of ``names`` (the trainable parameters)."""
+    from sama.errors import ConfigError
+
+    names = list(names)
+    for prefix, factor in multipliers.items():
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise ConfigError(f"{where}.{prefix}: the factor must be a number > 0, got {factor!r}")
+        if not any(n.startswith(prefix) for n in names):
+            raise ConfigError(f"{where}: prefix {prefix!r} matches no trainable parameter "
+                              f"(e.g. {', '.join(sorted({n.split('.')[0] + '.' for n in names}))})")
+    return lambda name: next((float(f) for prefix, f in multipliers.items() if name.startswith(prefix)), 1.0)
+
+
 def adamw(params: Iterable[Any], **kwargs: Any) -> torch.optim.AdamW:
     """``torch.optim.AdamW``, with its fused kernel when every parameter is a plain floating tensor on CPU or CUDA
     (not a sharded DTensor). Same update; on CPU the default per-tensor loop is much slower: for sama-smol's 43.5 M

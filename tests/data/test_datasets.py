@@ -18,8 +18,10 @@ from sama.data.datasets import (
     GroundedChatDataset,
     MixedDataset,
     RandomClipDataset,
+    ReferringTurnBatches,
     RegionDescriptionDataset,
     ResumableSampler,
+    TurnBatch,
     RvosDataset,
     build_from_config,
     synthetic_dataset,
@@ -224,3 +226,33 @@ def test_errors_name_the_problem(tmp_path: Path, chat_files: SimpleNamespace) ->
     )
     with pytest.raises(DataError, match="dataset 'clips': bad option"):
         build_from_config(spec)
+
+
+def test_referring_turn_batches_are_fixed_per_item_and_hold_only_referring_turns(tmp_path: Path) -> None:
+    generate = {"num_videos": 3, "seed": 1, "height": 32, "width": 32, "num_frames": 6}
+    mix = synthetic_dataset(tmp_path / "syn", "train", generate=generate)
+    batches = ReferringTurnBatches(mix, 5, seed=7, name="syn-turns")
+    assert len(batches) == len(mix)
+    item = batches[3]
+    assert isinstance(item, TurnBatch) and len(item.samples) == 5 and not item.dense_frames
+    for sample in item.samples:
+        (turn,) = sample.turns
+        assert turn.ref_masks and not turn.seg_masks and turn.question.count("<mask>") == len(turn.ref_masks)
+        base_id, index = sample.sample_id.rsplit("#", 1)
+        origin = next(s for s in (mix[i] for i in range(len(mix))) if s.sample_id == base_id)
+        assert origin.turns[int(index)].question == turn.question  # the turn as the sample holds it
+    again = ReferringTurnBatches(mix, 5, seed=7)[3]
+    assert [s.sample_id for s in again.samples] == [s.sample_id for s in item.samples]  # a resumed run sees the same
+    assert [s.sample_id for s in batches[4].samples] != [s.sample_id for s in item.samples]
+    whole = MixedDataset([mix, batches], [2, 1], ["syn", "syn-turns"]).whole_samples()
+    assert whole.names == ["syn"] and whole.repeats == [2] and len(whole) == 2 * len(mix)
+
+
+def test_referring_turn_batches_explain_a_dataset_without_such_turns() -> None:
+    grounded_only = RandomClipDataset(num_samples=3)  # one grounded turn per clip, nothing referred to
+    with pytest.raises(DataError, match=r"dataset 'clips' \(referring_turns: 2\): no turn that refers to an object") \
+            as caught:
+        ReferringTurnBatches(grounded_only, 2, name="clips")[0]
+    assert caught.value.field == "referring_turns"
+    with pytest.raises(DataError, match="turns per item must be >= 1"):
+        ReferringTurnBatches(grounded_only, 0)

@@ -1,11 +1,13 @@
-"""Shared training plumbing: the AdamW choice (fused where it can be) and the trainable-flag context."""
+"""Shared training plumbing: the AdamW choice (fused where it can be), the trainable-flag context, lr factors."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from sama.train.warm_start import adamw, trainable
+from sama.errors import ConfigError
+from sama.train.warm_start import adamw, lr_factors, trainable
 
 
 def _params(seed: int) -> list[nn.Parameter]:
@@ -49,3 +51,13 @@ def test_adamw_keeps_parameters_given_as_generators() -> None:
     weight = nn.Parameter(torch.ones(3))
     optimizer = adamw([{"params": (p for p in [weight]), "lr": 0.1}])
     assert optimizer.param_groups[0]["params"] == [weight]
+
+
+def test_lr_factors_take_the_first_matching_prefix_and_explain_bad_entries() -> None:
+    names = ["head.3.weight", "head.0.weight", "body.weight"]
+    factor_of = lr_factors({"head.3.": 3.0, "head.": 0.5}, names, "optim.lr_multipliers")
+    assert [factor_of(n) for n in names] == [3.0, 0.5, 1.0]
+    with pytest.raises(ConfigError, match=r"optim.lr_multipliers.head\.: the factor must be a number > 0, got 0"):
+        lr_factors({"head.": 0}, names, "optim.lr_multipliers")
+    with pytest.raises(ConfigError, match=r"prefix 'tail\.' matches no trainable parameter \(e.g. body., head.\)"):
+        lr_factors({"tail.": 2.0}, names, "optim.lr_multipliers")

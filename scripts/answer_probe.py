@@ -1,0 +1,72 @@
+"""Teacher-forced answers of a checkpoint on the synthetic val split's referring turns, by question kind.
+
+    python scripts/answer_probe.py CHECKPOINT [--data outputs/data/synthetic-smol] [--threads 2]
+
+Every val turn that refers to an object and grounds none is asked alone, in the full layout (dense frames first). A
+question counts when the argmax at every answer token is the answer's token ("exact"); for region descriptions
+("A large red circle moves left.") the size, colour, shape and motion-direction words are scored one by one.
+Minutes on 2 cores, instead of the bench's generation: a quick read of what the language side has learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from sama.data.datasets import synthetic_dataset
+from sama.model.losses import labelled_positions
+from sama.model.modeling import SamaModel
+from sama.train.region_warmup import referring_turns
+
+QUESTION_KINDS = {  # first match wins; templates of sama.data.synthetic.language.QUESTION_TEMPLATES
+    "colour": r"colou?r", "shape": r"shape", "size": r"big|small or large|size", "motion": r"move|doing",
+    "identity": r"What is <mask>\?|What object|tell me what", "description": r"describe", "event": r"happen",
+}
+DESCRIPTION_WORDS = {"size": 1, "colour": 2, "shape": 3, "direction": 5}  # answer token index in "A large red …"
+
+
+def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
+    """(correct, asked) per question kind, and per description word as ``description/<word>``."""
+    scores: dict[str, list[bool]] = defaultdict(list)
+    dataset = synthetic_dataset(data, "val", tasks=["chat", "description"], training=False)
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            questions = [t.question for t in sample.turns if t.ref_masks and not t.seg_masks]
+            for question, item in zip(questions, referring_turns(model.processor, sample, dense_frames=True)):
+                kind = next((k for k, p in QUESTION_KINDS.items() if re.search(p, question)), "other")
+                batch = model.processor.collate([item])
+                labels = batch["labels"]
+                target = labels[0, labelled_positions(labels) + 1]
+                right = model(**batch).logits[0].argmax(-1) == target
+                if kind == "description":
+                    for word, position in DESCRIPTION_WORDS.items():
+                        if position < len(right):
+                            scores[f"description/{word}"].append(bool(right[position]))
+                else:
+                    scores[kind].append(bool(right.all()))
+    return {kind: (sum(hits), len(hits)) for kind, hits in sorted(scores.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", default="outputs/data/synthetic-smol")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if not (Path(args.data) / "val.json").is_file():
+        raise SystemExit(f"{args.data}: no synthetic val split (val.json); run `sama data synth --out {args.data}`")
+    torch.set_num_threads(args.threads)
+    result = probe(SamaModel.from_pretrained(args.checkpoint).eval(), args.data)
+    for kind, (right, asked) in result.items():
+        print(f"{kind:22s} {right:4d} / {asked:<4d} {right / asked:.2f}")
+    print(json.dumps({k: right / asked for k, (right, asked) in result.items()}))
+
+
+if __name__ == "__main__":
+    main()
