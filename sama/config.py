@@ -122,6 +122,9 @@ class PromptConfig:
     # centroid, on the token grid, of each frame's tokens weighted by softmax(τ·cos(token, mask-pooled feature)).
     trajectory_points: int = 0
     trajectory_temperature: float = 10.0  # τ of the path's cosine match (fixed)
+    # Match centred features: each frame's mean token is taken from its tokens, the clip's mean token from the pooled
+    # feature, before the cosine (tokens that share a large common part all look alike to a raw cosine).
+    trajectory_centre: bool = False
 
     @property
     def shape_mask_points(self) -> int:
@@ -421,6 +424,11 @@ def _sama_smol() -> SamaConfig:
     # The object's path over the sparse frames in its shape token (PromptConfig.trajectory_points). Measured: trained on
     # motion questions alone (no dense frames, 8 per step, after the vision warm-up), the val answers stayed at the prior
     # (0.12-0.19) after 100 steps without it and reached 0.40 with it (and 0.13 with the path in [0, 1] units).
+    # Not used: trajectory_centre=True with trajectory_temperature=30. On the shipped weights' tokens it follows the val
+    # objects' mask centroids far better (path error 0.81 -> 0.30 token cells; an MLP reads the motion from the path
+    # 0.52 -> 0.75, from the true path 0.94; 337 train / 117 val objects, commonest motion 0.18), but after the whole
+    # recipe the LLM still answered motion at the prior (4 of 16 facts, 10 times "bounces up and down"); the bench:
+    # RVOS J&F 0.559, Bench-G mIoU 0.310, facts 59 % (shipped 0.579, 0.300, 57 %), val loss 0.384 (0.436).
     prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128, grid_resize="area", trajectory_points=8)
     # 2 dense frames (SAMA.md §1.2: 5): 2 × 64 LLM tokens, vs 5 × 16 before (a step costs ~1.2× the 16-token one).
     sampling = SamplingConfig(max_frames=8, min_frames=4, num_dense=2)

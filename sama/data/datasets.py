@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,9 +72,11 @@ class MixedDataset(Dataset):
         return self.datasets[which][local]
 
     def whole_samples(self) -> MixedDataset:
-        """The mix without its :class:`ReferringTurnBatches` parts: the datasets whose items are whole samples."""
+        """The mix without its :class:`ReferringTurnBatches` parts: the datasets whose items are whole samples, their
+        repeats divided by their greatest common divisor (the same draw weights, without copies of one sample)."""
         keep = [i for i, d in enumerate(self.datasets) if not isinstance(d, ReferringTurnBatches)]
-        return MixedDataset([self.datasets[i] for i in keep], [self.repeats[i] for i in keep],
+        divisor = math.gcd(*(self.repeats[i] for i in keep)) if keep else 1
+        return MixedDataset([self.datasets[i] for i in keep], [self.repeats[i] // divisor for i in keep],
                             [self.names[i] for i in keep])
 
     def summary(self) -> list[dict[str, Any]]:

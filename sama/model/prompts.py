@@ -121,22 +121,27 @@ def token_grid(tokens: int) -> torch.Tensor:
     return torch.stack([cols, rows], dim=-1).reshape(tokens, 2)
 
 
-def object_trajectory(frame_tokens: torch.Tensor, pooled: torch.Tensor, points: int, temperature: float
-                      ) -> torch.Tensor:
+def object_trajectory(frame_tokens: torch.Tensor, pooled: torch.Tensor, points: int, temperature: float,
+                      centre: bool = False) -> torch.Tensor:
     """Each referred object's path over the sparse frames → (K, 4·points) features.
 
     On every frame the tokens are weighted by softmax(τ·cos(token, object's mask-pooled feature)); the weights'
     centroid (x, y) on the square token grid, resampled linearly over time to ``points`` samples, is returned with its
     displacement from the first sample: [x…, y…, x−x₀…, y−y₀…]. Positions are in token-grid cells from the grid centre,
     so a move of one cell changes a feature by 1 (features of order 1 are what the MLP reading them learns fastest).
+    With ``centre`` the cosine compares each token less its frame's mean token with the pooled feature less the clip's
+    mean token.
 
     Args:
         frame_tokens: (T_s, N, C) sparse frame tokens in time order.
         pooled: (K, C) mask-pooled features of the referred objects.
     """
     tokens = frame_tokens.shape[1]
+    pooled = pooled.to(frame_tokens.dtype)
+    if centre:
+        frame_tokens, pooled = frame_tokens - frame_tokens.mean(1, keepdim=True), pooled - frame_tokens.mean((0, 1))
     keys = nn.functional.normalize(frame_tokens, dim=-1)
-    queries = nn.functional.normalize(pooled.to(frame_tokens.dtype), dim=-1)
+    queries = nn.functional.normalize(pooled, dim=-1)
     weights = torch.softmax(temperature * torch.einsum("tnc,kc->ktn", keys, queries), dim=-1)  # (K, T, N)
     path = (weights @ token_grid(tokens).to(weights)).transpose(1, 2)  # (K, 2, T) in [0, 1]
     path = F.interpolate(path, size=points, mode="linear", align_corners=True)  # (K, 2, points)
@@ -155,7 +160,7 @@ class PromptEncoder(nn.Module):
         self.shape_mlp = MLP(p.shape_mask_points, p.shape_mlp_hidden, c, p.shape_mlp_layers)
         if p.trajectory_points < 0:
             raise ConfigError(f"prompts.trajectory_points must be >= 0 (0 = off), got {p.trajectory_points}")
-        self.trajectory = (p.trajectory_points, p.trajectory_temperature)
+        self.trajectory = (p.trajectory_points, p.trajectory_temperature, p.trajectory_centre)
         self.trajectory_mlp = MLP(4 * p.trajectory_points, p.shape_mlp_hidden, c, 2) if p.trajectory_points else None
 
     @staticmethod

@@ -21,8 +21,8 @@ from sama.data.datasets import (
     ReferringTurnBatches,
     RegionDescriptionDataset,
     ResumableSampler,
-    TurnBatch,
     RvosDataset,
+    TurnBatch,
     build_from_config,
     synthetic_dataset,
 )
@@ -245,7 +245,10 @@ def test_referring_turn_batches_are_fixed_per_item_and_hold_only_referring_turns
     assert [s.sample_id for s in again.samples] == [s.sample_id for s in item.samples]  # a resumed run sees the same
     assert [s.sample_id for s in batches[4].samples] != [s.sample_id for s in item.samples]
     whole = MixedDataset([mix, batches], [2, 1], ["syn", "syn-turns"]).whole_samples()
-    assert whole.names == ["syn"] and whole.repeats == [2] and len(whole) == 2 * len(mix)
+    assert whole.names == ["syn"] and whole.repeats == [1] and len(whole) == len(mix)  # same weights, no copies
+    other = RandomClipDataset(num_samples=2)
+    whole = MixedDataset([mix, batches, other], [4, 1, 6], ["syn", "syn-turns", "clips"]).whole_samples()
+    assert whole.names == ["syn", "clips"] and whole.repeats == [2, 3]
 
 
 def test_referring_turn_batches_explain_a_dataset_without_such_turns() -> None:

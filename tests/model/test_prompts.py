@@ -111,6 +111,15 @@ def test_object_trajectory_follows_the_object() -> None:
     assert torch.allclose(back.view(4, 3)[2], -dx, atol=1e-5)  # the reversed clip moves the other way
 
 
+def test_centred_trajectory_sees_past_a_shared_token_component() -> None:
+    frames, obj = _moving_object_frames([4, 5, 6, 7])
+    common = 4.0 * torch.randn(frames.shape[-1])  # every token and the object share it: raw cosines are all ~1
+    raw = object_trajectory(frames + common, obj + common, points=4, temperature=30.0).view(4, 4)
+    centred = object_trajectory(frames + common, obj + common, points=4, temperature=30.0, centre=True).view(4, 4)
+    assert raw[2, -1] < 1.0  # pulled to the grid centre: most of the 3-cell move is lost
+    assert centred[2, -1] > 2.5 and centred[3].abs().max() < 0.3  # 3 cells right, no vertical move
+
+
 def test_prompt_encoder_trajectory_token() -> None:
     c = SamaConfig.from_name("sama-tiny")
     c.prompts.trajectory_points = 4
