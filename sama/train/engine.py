@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sama.data.datasets import MixedDataset, ResumableSampler
+from sama.data.datasets import MixedDataset, ReferringTurnBatches, ResumableSampler, TurnBatch
 from sama.errors import ConfigError, DataError, SamaError
 from sama.train import checkpointing as ckpt
 from sama.train import distributed as dist_utils
@@ -89,8 +89,6 @@ def build_mix(
 ) -> MixedDataset:
     """The configured datasets with their repeat factors; an entry with ``referring_turns`` yields batches of
     referring turns, and its first item is drawn here so a dataset without such turns fails before training."""
-    from sama.data.datasets import ReferringTurnBatches
-
     datasets = [build_dataset(spec, seed, split, sampling) for spec in specs]
     for i, (spec, dataset) in enumerate(zip(specs, datasets)):
         name = spec.name or spec.kind
@@ -113,6 +111,8 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     if cfg.model.name == STANDIN_NAME:
         if lora.enabled:
             raise ConfigError(f"model.lora.enabled: the {STANDIN_NAME} model has no LLM to adapt")
+        if any(spec.referring_turns for spec in [*cfg.data.train, *cfg.data.val]):
+            raise ConfigError(f"data.*.referring_turns: the {STANDIN_NAME} model has no dense-frame tokens to leave out")
         return build_standin(**cfg.model.overrides)
     if cfg.model.init_from is not None:
         from sama.model.modeling import SamaModel
@@ -148,8 +148,6 @@ class _Collate:
         self.processor = processor
 
     def __call__(self, samples: list[Any]) -> dict[str, Any]:
-        from sama.data.datasets import TurnBatch
-
         processed = []
         for item in samples:  # a TurnBatch item adds its one-turn samples to the batch
             if isinstance(item, TurnBatch):

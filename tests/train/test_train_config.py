@@ -156,3 +156,7 @@ def test_lora_settings_reach_the_model_config(tmp_path: Path, monkeypatch: pytes
     data["model"] = {"name": "train-standin", "lora": {"enabled": True}}
     with pytest.raises(ConfigError, match="has no LLM to adapt"):
         build_model(config_from_dict(data))
+    data["model"] = {"name": "train-standin"}
+    data["data"]["train"] = [{**data["data"]["train"][0], "referring_turns": 2}]
+    with pytest.raises(ConfigError, match="referring_turns: the train-standin model has no dense-frame tokens"):
+        build_model(config_from_dict(data))
