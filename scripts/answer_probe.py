@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sama.data.datasets import synthetic_dataset
+from sama.data.datasets import is_referring_turn, synthetic_dataset
 from sama.model.losses import labelled_positions
 from sama.model.modeling import SamaModel
 from sama.train.region_warmup import referring_turns
@@ -37,7 +37,7 @@ def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
     with torch.no_grad():
         for index in range(len(dataset)):
             sample = dataset[index]
-            questions = [t.question for t in sample.turns if t.ref_masks and not t.seg_masks]
+            questions = [t.question for t in sample.turns if is_referring_turn(t)]
             for question, item in zip(questions, referring_turns(model.processor, sample, dense_frames=True)):
                 kind = next((k for k, p in QUESTION_KINDS.items() if re.search(p, question)), "other")
                 batch = model.processor.collate([item])

@@ -92,6 +92,14 @@ def is_referring_turn(turn: SampleTurn) -> bool:
     return bool(turn.ref_masks) and not turn.seg_masks
 
 
+def referring_turn_samples(sample: TrainingSample, keep: Callable[[SampleTurn], bool] | None = None
+                           ) -> list[TrainingSample]:
+    """The sample's referring turns that ``keep`` accepts, in order, each as a sample of that one turn (id
+    ``<sample id>#<turn index>``)."""
+    return [replace(sample, turns=[turn], sample_id=f"{sample.sample_id}#{k}") for k, turn in enumerate(sample.turns)
+            if is_referring_turn(turn) and (keep is None or keep(turn))]
+
+
 def referring_turn_stream(dataset: Dataset, rng: np.random.Generator, *, max_draws: int,
                           keep: Callable[[SampleTurn], bool] | None = None,
                           sources: Sequence[str] = ()) -> Iterator[TrainingSample]:
@@ -101,17 +109,13 @@ def referring_turn_stream(dataset: Dataset, rng: np.random.Generator, *, max_dra
     misses = 0
     while True:
         sample = dataset[int(rng.integers(len(dataset)))]  # type: ignore[arg-type]
-        if sources and sample.source not in sources:
-            turns = []
-        else:
-            turns = [(k, t) for k, t in enumerate(sample.turns) if is_referring_turn(t) and (keep is None or keep(t))]
+        turns = [] if sources and sample.source not in sources else referring_turn_samples(sample, keep)
         misses = 0 if turns else misses + 1
         if misses >= max_draws:
             where = f" from sources {list(sources)}" if sources else ""
             raise DataError(f"no turn that refers to an object (<mask>) without grounding one in {max_draws} "
                             f"random samples{where}", field="turns")
-        for k, turn in turns:
-            yield replace(sample, turns=[turn], sample_id=f"{sample.sample_id}#{k}")
+        yield from turns
 
 
 @dataclass

@@ -175,14 +175,12 @@ class RegionWarmupConfig:
     def validate(self, where: str) -> None:
         check_bounds(self, where, "region_warmup", at_least_zero=("steps",), at_least_one=("turns_per_step",),
                      positive=("lr",))
-        for pattern, weight in self.question_weights.items():
+        for pattern in self.question_weights:
             check_regex(pattern, f"{where}: region_warmup.question_weights")
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
-                raise ConfigError(f"{where}: region_warmup.question_weights[{pattern!r}] must be a number > 0, "
-                                  f"got {weight!r}")
-        for prefix, factor in self.lr_multipliers.items():
-            if not factor > 0:
-                raise ConfigError(f"{where}: region_warmup.lr_multipliers[{prefix!r}] must be > 0, got {factor!r}")
+        for table in ("question_weights", "lr_multipliers"):
+            for key, value in getattr(self, table).items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                    raise ConfigError(f"{where}: region_warmup.{table}[{key!r}] must be a number > 0, got {value!r}")
 
 
 @dataclass

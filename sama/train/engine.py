@@ -90,8 +90,8 @@ def build_mix(
     """The configured datasets with their repeat factors; an entry with ``referring_turns`` yields batches of
     referring turns, and its first item is drawn here so a dataset without such turns fails before training."""
     datasets = [build_dataset(spec, seed, split, sampling) for spec in specs]
-    for i, (spec, dataset) in enumerate(zip(specs, datasets)):
-        name = spec.name or spec.kind
+    names = [spec.name or spec.kind for spec in specs]
+    for i, (spec, dataset, name) in enumerate(zip(specs, datasets, names)):
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"data.{split} dataset {name!r} has no samples")
         if spec.referring_turns:
@@ -100,7 +100,7 @@ def build_mix(
                 datasets[i][0]
             except DataError as exc:
                 raise ConfigError(f"data.{split}[{i}]: {exc}") from None
-    return MixedDataset(datasets, [s.repeat for s in specs], [s.name or s.kind for s in specs])
+    return MixedDataset(datasets, [s.repeat for s in specs], names)
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:

@@ -23,14 +23,14 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sama.data.datasets import is_referring_turn, referring_turn_stream
+from sama.data.datasets import referring_turn_samples, referring_turn_stream
 from sama.data.sample import SampleTurn, TrainingSample
 from sama.errors import ConfigError, DataError
 from sama.model.modeling import SamaModel
@@ -52,10 +52,9 @@ class RegionWarmupResult:
 
 def referring_turns(processor: SamaProcessor, sample: TrainingSample, dense_frames: bool = False,
                     keep: Callable[[SampleTurn], bool] | None = None) -> list[ProcessedSample]:
-    """The sample's referring turns (:func:`~sama.data.datasets.is_referring_turn`) that pass ``keep``, each as a
-    one-turn input: its context tokens and region tokens, after the dense-frame slots only when ``dense_frames``."""
-    return [processor(replace(sample, turns=[turn], sample_id=f"{sample.sample_id}#{k}"), dense_frames)
-            for k, turn in enumerate(sample.turns) if is_referring_turn(turn) and (keep is None or keep(turn))]
+    """The sample's referring turns (:func:`~sama.data.datasets.referring_turn_samples`) that pass ``keep``, each as
+    a one-turn input: its context tokens and region tokens, after the dense-frame slots only when ``dense_frames``."""
+    return [processor(turn, dense_frames) for turn in referring_turn_samples(sample, keep)]
 
 
 def batch_loss(model: SamaModel, items: list[ProcessedSample]) -> torch.Tensor:

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sama.errors import ConfigError
+
 LOSS_WINDOW = 20  # a stage reports the mean of its last LOSS_WINDOW step losses
 FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused AdamW kernel (torch >= 2.4 on CPU)
 
@@ -20,8 +22,6 @@ FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused AdamW kernel (torch >= 2
 def lr_factors(multipliers: dict[str, float], names: Iterable[str], where: str) -> Callable[[str], float]:
     """The lr factor of a parameter name: that of the first ``multipliers`` prefix it starts with, else 1. Raises
     ``ConfigError`` for a factor that is not > 0 or a prefix matching none of ``names`` (the trainable parameters)."""
-    from sama.errors import ConfigError
-
     names = list(names)
     for prefix, factor in multipliers.items():
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:

@@ -167,8 +167,11 @@ def test_lr_multipliers_are_checked_before_any_compute(tmp_path, monkeypatch) ->
     with pytest.raises(ConfigError, match=r"prefix 'nope\.' matches no trainable parameter"):
         language_param_groups(_model(), RegionWarmupConfig(lr_multipliers={"nope.": 2}))
     base = {"model": {"name": "sama-tiny"}, "data": {"train": [{"kind": "synthetic", "options": {"root": "x"}}]}}
-    with pytest.raises(ConfigError, match=r"region_warmup.lr_multipliers\['prompt_encoder\.'\] must be > 0, got 0"):
+    with pytest.raises(ConfigError, match=r"region_warmup.lr_multipliers\['prompt_encoder\.'\] must be a number > 0, "
+                                          r"got 0"):
         config_from_dict({**base, "region_warmup": {"lr_multipliers": {"prompt_encoder.": 0}}})
+    with pytest.raises(ConfigError, match=r"lr_multipliers\['prompt_encoder\.'\] must be a number > 0, got 'ten'"):
+        config_from_dict({**base, "region_warmup": {"lr_multipliers": {"prompt_encoder.": "ten"}}})
 
     def never(*_args, **_kwargs):
         raise AssertionError("the vision warm-up ran before the region warm-up's settings were checked")
@@ -254,6 +257,10 @@ def test_a_referring_turns_entry_without_such_turns_fails_before_training(tmp_pa
     cfg["data"]["train"][1]["options"]["tasks"] = ["rvos"]  # "Please segment X." only: nothing is referred to
     with pytest.raises(ConfigError, match=r"data.train\[1\]: .*'syn-turns' \(referring_turns: 3\): no turn that refers"):
         Trainer(config_from_dict(cfg)).fit()
+    only_turns = _synthetic_config(tmp_path, max_steps=1, region_warmup={"steps": 1})
+    only_turns["data"]["train"] = only_turns["data"]["train"][1:]
+    with pytest.raises(ConfigError, match=r"the warm-ups need a data.train dataset of whole samples"):
+        Trainer(config_from_dict(only_turns)).fit()
     cfg["data"]["train"][1]["referring_turns"] = -1
     with pytest.raises(ConfigError, match=r"data.train\[1\].referring_turns must be an integer >= 0"):
         config_from_dict(cfg)
