@@ -41,6 +41,13 @@ class VisionConfig:
     downsample_ratio: float = 0.5  # SAMA.md §1.1: pixel-shuffle ratio 0.5 → 16×16 grid, 256 tokens
     layer_scale_init_value: float = 0.1  # InternViT layer scale
     qkv_bias: bool = True  # InternViT-300M-448px: qkv_bias=True (the official checkpoints carry attn.qkv.bias)
+    # Ours, False = off (SAMA.md §1.1: InternViT sees each frame's RGB alone). True: 3 more input channels hold
+    # frame[p + 1] − frame[p − 1] of the clip's sparse frames (clamped at its ends), so each frame token also shows
+    # which way the pixels under it move, and a referred object's region tokens carry its motion like its colour.
+    # Measured on sama-smol (session 11): after the vision warm-up a linear probe reads the motion from the mask-pooled
+    # region feature 0.61 of the time (off: 0.18 = prior); after the whole recipe facts 41 %, RVOS J&F 0.451 (off,
+    # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). Not used by any preset.
+    motion_input: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 

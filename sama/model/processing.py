@@ -153,11 +153,10 @@ class SamaProcessor:
         return dense_positions(num_sparse, s.num_dense, s.dense_policy)
 
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
-        """Vision-tower input for (T, H, W, 3) uint8 frames."""
-        from sama.model.backbone import preprocess_frames
+        """Vision-tower input for the (T, H, W, 3) uint8 sparse frames of one clip."""
+        from sama.model.backbone import vision_pixels
 
-        v = self.config.vision
-        return preprocess_frames(torch.from_numpy(np.ascontiguousarray(frames)), v.image_size, v.mean, v.std)
+        return vision_pixels(torch.from_numpy(np.ascontiguousarray(frames)), self.config.vision)
 
     # -- entry points ------------------------------------------------------------------------------------------
     def __call__(self, sample: TrainingSample, dense_frames: bool = True) -> ProcessedSample:

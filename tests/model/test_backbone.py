@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sama.config import IMAGENET_MEAN, IMAGENET_STD, SamaConfig
-from sama.errors import ConfigError
-from sama.model.backbone import SPECIAL_TOKENS, SamaBackbone, preprocess_frames
+from sama.errors import ConfigError, DataError
+from sama.model.backbone import SPECIAL_TOKENS, SamaBackbone, clip_neighbours, preprocess_frames, vision_pixels
 
 
 def test_preprocess_resizes_and_normalises() -> None:
@@ -81,3 +81,25 @@ def test_random_vision_tower_and_projector_use_pytorch_default_init() -> None:
         bound = layer.weight.shape[1] ** -0.5
         assert layer.weight.abs().max() <= bound + 1e-6
         assert abs(float(layer.weight.detach().std()) - bound / 3**0.5) < 0.3 * bound / 3**0.5
+
+
+def test_motion_input_adds_the_clip_neighbours_difference() -> None:
+    """vision.motion_input: 3 more tower channels hold frame[p + 1] − frame[p − 1] of the clip (ends clamp)."""
+    assert SamaConfig.from_name("sama-1b").vision.motion_input is False  # SAMA.md §1.1: RGB alone
+    config = SamaConfig.from_name("sama-tiny", vision={"motion_input": True})
+    v = config.vision
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (4, 20, 20, 3), dtype=np.uint8))
+    rgb = preprocess_frames(frames, v.image_size, v.mean, v.std)
+    pixels = vision_pixels(frames, v)
+    assert pixels.shape == (4, 6, v.image_size, v.image_size)
+    assert clip_neighbours(4) == ([0, 0, 1, 2], [1, 2, 3, 3])
+    torch.testing.assert_close(pixels[:, :3], rgb)
+    torch.testing.assert_close(pixels[:, 3:], rgb[[1, 2, 3, 3]] - rgb[[0, 0, 1, 2]])
+    torch.testing.assert_close(vision_pixels(frames[1:2], v, frames[0:1], frames[2:3]), pixels[1:2])
+    assert vision_pixels(frames[:1], v)[:, 3:].abs().sum() == 0  # a one-frame clip does not move
+    assert vision_pixels(frames, SamaConfig.from_name("sama-tiny").vision).shape[1] == 3
+    with pytest.raises(DataError, match="needs both the earlier and the later frames"):
+        vision_pixels(frames, v, before=frames)
+    backbone = SamaBackbone(config)
+    assert backbone.vlm.model.vision_tower.embeddings.patch_embeddings.projection.in_channels == 6
+    assert backbone.encode_frames(pixels).shape == (4, v.tokens_per_frame, config.llm.hidden_size)

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from sama.data.sample import TrainingSample
 from sama.errors import ConfigError
 from sama.model.factory import create_model
 from sama.train.config import VisionWarmupConfig, config_from_dict
 from sama.train.engine import Trainer
 from sama.train.tracking import read_log
-from sama.train.vision_warmup import cell_targets, warmup_vision
+from sama.train.vision_warmup import cell_targets, frame_pool, warmup_vision
 
 
 def test_cell_targets_follow_the_token_order() -> None:
@@ -50,6 +51,24 @@ def test_warmup_learns_and_touches_only_the_vision_side() -> None:
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags  # the freeze policy is restored
     with pytest.raises(ConfigError, match="steps"):
         warmup_vision(model.backbone, _frames(), VisionWarmupConfig(steps=0), progress=False)
+
+
+def test_frame_pool_keeps_each_frames_clip_neighbours() -> None:
+    clips = [TrainingSample(_frames(3) // (k + 1), [0, 3, 6], [], sample_id=str(k)) for k in range(2)]
+    pool = frame_pool(clips, 2, np.random.default_rng(0))
+    assert len(pool) == 6
+    assert pool.previous.tolist() == [0, 0, 1, 3, 3, 4]  # a clip's first frame is its own previous frame
+    assert pool.following.tolist() == [1, 2, 2, 4, 5, 5]
+
+
+def test_warmup_reconstructs_the_motion_channels_too() -> None:
+    torch.manual_seed(0)
+    model = create_model("sama-tiny", vision={"motion_input": True})
+    clips = [TrainingSample(_frames(4), [0, 3, 6, 9], [], sample_id=str(k)) for k in range(6)]
+    pool = frame_pool(clips, 6, np.random.default_rng(0))
+    assert cell_targets(torch.zeros(1, 6, 8, 8), grid=2, cell_pixels=2).shape == (1, 4, 2 * 2 * 6)
+    result = warmup_vision(model.backbone, pool, VisionWarmupConfig(steps=40, lr=3e-3, batch_frames=8), progress=False)
+    assert result.frames == 24 and result.last_loss < 0.5 * result.first_loss
 
 
 @pytest.mark.parametrize("field,value", [("steps", -1), ("batch_frames", 0), ("cell_pixels", 0), ("lr", 0.0)])
