@@ -15,7 +15,6 @@ from sama.config import SamaConfig
 from sama.errors import DataError, SamaError
 from sama.model.aggregator import ContextAggregator
 from sama.model.backbone import IMG_CONTEXT, P_END, P_START, SEG_TOKEN, SamaBackbone
-from sama.model.init import module_rng
 from sama.model.losses import answer_cross_entropy, labelled_positions, mask_losses
 from sama.model.processing import CHAT_TEMPLATES, ProcessedSample, SamaProcessor, TurnInputs
 from sama.model.prompts import PromptEncoder
@@ -54,24 +53,17 @@ class SamaModel(nn.Module):
         from sama.model.grounding import SamaGrounding
 
         self.config = config
-        # Each submodule draws its init from its own seed (sama.model.init.module_rng), so changing one submodule's
-        # shape (an A/B test of a recipe option) leaves every other submodule's random init as it was.
-        with module_rng("backbone"):
-            self.backbone = SamaBackbone(config, tokenizer, load_llm_weights=load_llm_weights)
+        self.backbone = SamaBackbone(config, tokenizer, load_llm_weights=load_llm_weights)
         hidden = config.llm.hidden_size
         p = config.prompts
-        with module_rng("aggregator"):
-            self.aggregator = ContextAggregator(config.aggregator, hidden, p.shape_mask_points, p.shape_mlp_hidden,
-                                                p.shape_mlp_layers)
-        with module_rng("prompt_encoder"):
-            self.prompt_encoder = PromptEncoder(config)
-        with module_rng("grounding"):
-            self.grounding = SamaGrounding(config.sam2, hidden)
+        self.aggregator = ContextAggregator(config.aggregator, hidden, p.shape_mask_points, p.shape_mlp_hidden,
+                                            p.shape_mlp_layers)
+        self.prompt_encoder = PromptEncoder(config)
+        self.grounding = SamaGrounding(config.sam2, hidden)
         self.processor = SamaProcessor(config, self.backbone.tokenizer, self.aggregator.tokenizer)
         self.img_context_id = self.backbone.token_ids[IMG_CONTEXT]
         self.seg_token_id = self.backbone.token_ids[SEG_TOKEN]
-        with module_rng("lora"):
-            self.apply_freeze_policy()
+        self.apply_freeze_policy()
 
     @property
     def tokenizer(self) -> Any:
