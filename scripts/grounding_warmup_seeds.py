@@ -21,6 +21,7 @@ import sama.train.grounding_warmup as grounding_warmup
 from sama.model.factory import create_model
 from sama.train.config import load_config
 from sama.train.engine import build_mix, model_sampling
+from sama.train.warm_start import LOSS_WINDOW
 
 WINDOW = 30
 
@@ -52,12 +53,12 @@ def main() -> None:
         torch.manual_seed(seed)
         model = create_model(cfg.model.name)
         start = time.time()
-        grounding_warmup.warmup_grounding(model, samples, warmup, seed=cfg.seed, progress=False)
-        windows = {f"mean_{a}_{a + 20}": round(float(np.mean(losses[a:a + 20])), 3)
+        result = grounding_warmup.warmup_grounding(model, samples, warmup, seed=cfg.seed, progress=False)
+        windows = {f"mean_{a}_{a + LOSS_WINDOW}": round(float(np.mean(losses[a:a + LOSS_WINDOW])), 3)
                    for a in range(0, warmup.steps, WINDOW)}
         print(json.dumps({"init_seed": seed, "lr": warmup.lr, "steps": warmup.steps,
                           "seconds": round(time.time() - start), **windows,
-                          "last20": round(float(np.mean(losses[-20:])), 3)}), flush=True)
+                          "last20": round(result.last_loss, 3)}), flush=True)
 
 
 if __name__ == "__main__":
