@@ -17,10 +17,10 @@ import time
 import numpy as np
 import torch
 
-import sama.train.grounding_warmup as grounding_warmup
 from sama.model.factory import create_model
 from sama.train.config import load_config
 from sama.train.engine import build_mix, model_sampling
+from sama.train.grounding_warmup import warmup_grounding
 from sama.train.warm_start import LOSS_WINDOW
 
 WINDOW = 30
@@ -41,20 +41,12 @@ def main() -> None:
     warmup.lr = args.lr or warmup.lr
     samples = build_mix(cfg.data.train, cfg.seed, "train", model_sampling(cfg)).whole_samples()
 
-    losses: list[float] = []
-    optimise = grounding_warmup.optimise
-
-    def recording_optimise(*a, **k):  # the stage reports first / last loss only; keep every step's
-        losses[:] = optimise(*a, **k)
-        return losses
-
-    grounding_warmup.optimise = recording_optimise
     for seed in args.seeds:
         torch.manual_seed(seed)
         model = create_model(cfg.model.name)
         start = time.time()
-        result = grounding_warmup.warmup_grounding(model, samples, warmup, seed=cfg.seed, progress=False)
-        windows = {f"mean_{a}_{a + LOSS_WINDOW}": round(float(np.mean(losses[a:a + LOSS_WINDOW])), 3)
+        result = warmup_grounding(model, samples, warmup, seed=cfg.seed, progress=False)
+        windows = {f"mean_{a}_{a + LOSS_WINDOW}": round(float(np.mean(result.losses[a:a + LOSS_WINDOW])), 3)
                    for a in range(0, warmup.steps, WINDOW)}
         print(json.dumps({"init_seed": seed, "lr": warmup.lr, "steps": warmup.steps,
                           "seconds": round(time.time() - start), **windows,

@@ -29,19 +29,15 @@ from sama.errors import ConfigError
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.config import GroundingWarmupConfig
-from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import StageResult, adamw, optimise, torch_seed, trainable
 
 MIN_VISIBLE_PIXELS = 4  # a (phrase, frame) pair is trained on when the object shows at least this many pixels
 MAX_DRAWS_PER_SAMPLE = 16  # random draws per wanted sample before a step gives up (samples without phrases are skipped)
 
 
 @dataclass
-class GroundingWarmupResult:
-    steps: int
+class GroundingWarmupResult(StageResult):
     pairs: int  # (phrase, frame) pairs trained on (the object visible on the frame)
-    seconds: float
-    first_loss: float
-    last_loss: float  # mean of the last 20 steps
 
 
 def phrase_mask_pairs(model: SamaModel, sample: TrainingSample, skip: re.Pattern[str] | None = None
@@ -130,5 +126,4 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
             return torch.stack(terms).mean()
 
         losses = optimise(optimizer, step_loss, cfg.steps, "grounding warm-up", progress=progress, clip=params)
-    return GroundingWarmupResult(steps=cfg.steps, pairs=pairs_seen, seconds=time.time() - start,
-                                 first_loss=losses[0], last_loss=recent_loss(losses))
+    return GroundingWarmupResult(seconds=time.time() - start, losses=losses, pairs=pairs_seen)

@@ -36,18 +36,14 @@ from sama.errors import ConfigError, DataError
 from sama.model.modeling import SamaModel
 from sama.model.processing import ProcessedSample, SamaProcessor
 from sama.train.config import RegionWarmupConfig
-from sama.train.warm_start import adamw, lr_factors, optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import StageResult, adamw, lr_factors, optimise, torch_seed, trainable
 
 MAX_DRAWS_PER_TURN = 16  # random samples without a wanted turn, in a row, per turn of a step, before giving up
 
 
 @dataclass
-class RegionWarmupResult:
-    steps: int
+class RegionWarmupResult(StageResult):
     turns: int  # referring turns trained on
-    seconds: float
-    first_loss: float
-    last_loss: float  # mean of the last 20 steps
 
 
 def referring_turns(processor: SamaProcessor, sample: TrainingSample, dense_frames: bool = False,
@@ -121,5 +117,4 @@ def warmup_regions(model: SamaModel, dataset: Dataset, cfg: RegionWarmupConfig, 
             return batch_loss(model, batch)
 
         losses = optimise(optimizer, step_loss, cfg.steps, "region warm-up", progress=progress, clip=params)
-    return RegionWarmupResult(steps=cfg.steps, turns=seen, seconds=time.time() - start, first_loss=losses[0],
-                              last_loss=recent_loss(losses))
+    return RegionWarmupResult(seconds=time.time() - start, losses=losses, turns=seen)

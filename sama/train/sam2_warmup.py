@@ -25,15 +25,12 @@ from sama.model.grounding import Sam2Features
 from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.schedule import build_scheduler
-from sama.train.warm_start import adamw, optimise, recent_loss, trainable
+from sama.train.warm_start import StageResult, adamw, optimise, trainable
 
 
 @dataclass
-class WarmupResult:
-    steps: int
-    seconds: float
-    first_loss: float
-    last_loss: float  # mean of the last 20 steps
+class WarmupResult(StageResult):
+    pass
 
 
 class _ObjectFrames:
@@ -123,5 +120,4 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
                           schedule=schedule)
     model.eval()
     model.save_pretrained(out_dir)
-    return WarmupResult(steps=steps, seconds=time.time() - start, first_loss=losses[0],
-                        last_loss=recent_loss(losses))
+    return WarmupResult(seconds=time.time() - start, losses=losses)

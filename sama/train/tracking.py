@@ -66,7 +66,8 @@ def _tensorboard_writer(log_dir: str | Path) -> Any:
 
 
 def plot_losses(log_path: str | Path, out_path: str | Path) -> Path | None:
-    """Loss curves (train loss and its parts, validation loss) from the JSONL log to a PNG; None if nothing to plot."""
+    """Loss curves (train loss and its parts, validation loss; beside them each warm-start stage's step losses when the
+    log has them) from the JSONL log to a PNG; None if nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,9 +76,20 @@ def plot_losses(log_path: str | Path, out_path: str | Path) -> Path | None:
     records = read_log(log_path)
     train = [r for r in records if r.get("split", "train") == "train" and _finite(r.get("loss"))]
     val = [r for r in records if r.get("split") == "val" and _finite(r.get("loss"))]
+    stages = [r for r in records if r.get("split", "train").endswith("warmup") and isinstance(r.get("losses"), list)]
     if not train:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    if stages:
+        fig, (ax, stage_ax) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+        for record in stages:
+            stage_ax.plot(record["losses"], label=record["split"].replace("_", " "), linewidth=0.8)
+        stage_ax.set_xlabel("warm-up step")
+        stage_ax.set_ylabel("loss")
+        stage_ax.set_yscale("log")
+        stage_ax.legend(loc="best", fontsize=8)
+        stage_ax.grid(alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", linewidth=1.5)
     parts = sorted({k for r in train for k in r if k.startswith("loss_")})
     for part in parts:

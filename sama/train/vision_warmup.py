@@ -25,16 +25,12 @@ from torch.utils.data import Dataset
 from sama.errors import ConfigError
 from sama.model.backbone import MOTION_CHANNELS, RGB_CHANNELS, SamaBackbone, clip_neighbours
 from sama.train.config import VisionWarmupConfig
-from sama.train.warm_start import adamw, optimise, recent_loss, torch_seed, trainable
+from sama.train.warm_start import StageResult, adamw, optimise, torch_seed, trainable
 
 
 @dataclass
-class VisionWarmupResult:
-    steps: int
+class VisionWarmupResult(StageResult):
     frames: int  # size of the frame pool
-    seconds: float
-    first_loss: float
-    last_loss: float  # mean of the last 20 steps
 
 
 @dataclass
@@ -109,5 +105,4 @@ def warmup_vision(backbone: SamaBackbone, frames: FramePool | np.ndarray, cfg: V
             return F.mse_loss(decoder(tokens.float()), cell_targets(pixels.float(), grid, r))
 
         losses = optimise(optimizer, step_loss, cfg.steps, "vision warm-up", progress=progress)
-    return VisionWarmupResult(steps=cfg.steps, frames=len(pool), seconds=time.time() - start,
-                              first_loss=losses[0], last_loss=recent_loss(losses))
+    return VisionWarmupResult(seconds=time.time() - start, losses=losses, frames=len(pool))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,23 @@ def torch_seed(seed: int) -> Iterator[None]:
 def recent_loss(losses: list[float]) -> float:
     """Mean of the last :data:`LOSS_WINDOW` losses (the progress bar's figure and a stage's ``last_loss``)."""
     return float(np.mean(losses[-LOSS_WINDOW:]))
+
+
+@dataclass
+class StageResult:
+    """What a warm-start stage reports: wall time and every step's loss, with the step count, the first step's loss
+    and :func:`recent_loss` derived from them (the training log keeps all of it; the loss plot draws ``losses``)."""
+
+    seconds: float
+    losses: list[float]  # every optimiser step's loss, in order
+    steps: int = field(init=False)
+    first_loss: float = field(init=False)
+    last_loss: float = field(init=False)  # mean of the last LOSS_WINDOW steps
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            raise ValueError("a warm-start stage reports at least one step's loss")
+        self.steps, self.first_loss, self.last_loss = len(self.losses), self.losses[0], recent_loss(self.losses)
 
 
 def optimise(optimizer: torch.optim.Optimizer, step_loss: Callable[[int], torch.Tensor], steps: int, desc: str, *,

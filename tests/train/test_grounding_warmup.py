@@ -122,6 +122,7 @@ def test_training_runs_the_grounding_warmup_on_fresh_runs(tmp_path) -> None:
     result = Trainer(cfg).fit()
     warm = [r for r in read_log(result.log_path) if r["split"] == "grounding_warmup"]
     assert len(warm) == 1 and warm[0]["steps"] == 3 and warm[0]["pairs"] > 0
+    assert len(warm[0]["losses"]) == 3 and warm[0]["first_loss"] == warm[0]["losses"][0]
     with pytest.raises(ConfigError, match=r"grounding_warmup\.phrase_lr_multiplier"):
         config_from_dict({"model": {"name": "sama-tiny"}, "data": {"train": [{"kind": "random"}]},
                           "grounding_warmup": {"phrase_lr_multiplier": 0}})

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sama.errors import ConfigError
-from sama.train.warm_start import adamw, lr_factors, trainable
+from sama.train.warm_start import LOSS_WINDOW, StageResult, adamw, lr_factors, trainable
 
 
 def _params(seed: int) -> list[nn.Parameter]:
@@ -61,3 +61,12 @@ def test_lr_factors_take_the_first_matching_prefix_and_explain_bad_entries() -> 
         lr_factors({"head.": 0}, names, "optim.lr_multipliers")
     with pytest.raises(ConfigError, match=r"prefix 'tail\.' matches no trainable parameter \(e.g. body., head.\)"):
         lr_factors({"tail.": 2.0}, names, "optim.lr_multipliers")
+
+
+def test_stage_result_derives_its_figures_from_every_step_loss() -> None:
+    losses = [float(30 - i) for i in range(30)]
+    result = StageResult(seconds=1.5, losses=losses)
+    assert (result.steps, result.first_loss) == (30, 30.0)
+    assert result.last_loss == pytest.approx(sum(losses[-LOSS_WINDOW:]) / LOSS_WINDOW)  # 10.5: the last 20 only
+    with pytest.raises(ValueError, match="at least one step"):
+        StageResult(seconds=0.0, losses=[])
