@@ -11,7 +11,6 @@ BCE + Dice point losses (SAMA.md §1.7), then writes a full ``save_pretrained`` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,6 @@ from sama.model.losses import mask_losses
 from sama.model.modeling import SamaModel
 from sama.train.schedule import build_scheduler
 from sama.train.warm_start import StageResult, adamw, optimise, trainable
-
-
-@dataclass
-class WarmupResult(StageResult):
-    pass
 
 
 class _ObjectFrames:
@@ -82,7 +76,7 @@ def _point_prompt(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, steps: int, split: str = "train",
-                frames_per_step: int = 8, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> WarmupResult:
+                frames_per_step: int = 8, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> StageResult:
     """Train ``model.grounding.sam2`` on box / point prompts for ``steps`` steps, then ``save_pretrained(out_dir)``."""
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
@@ -120,4 +114,4 @@ def warmup_sam2(model: SamaModel, data_dir: str | Path, out_dir: str | Path, *, 
                           schedule=schedule)
     model.eval()
     model.save_pretrained(out_dir)
-    return WarmupResult(seconds=time.time() - start, losses=losses)
+    return StageResult(seconds=time.time() - start, losses=losses)
