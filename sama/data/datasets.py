@@ -23,7 +23,7 @@ from sama.data.masks import MaskDict
 from sama.data.rvos import load_meta_expressions
 from sama.data.sample import SampleTurn, TrainingSample
 from sama.data.sampling import MAX_FRAMES, MIN_FRAMES, SPARSE_INTERVAL, sparse_indices
-from sama.data.schema import SEG_TOKEN, ObjectId, load_records
+from sama.data.schema import SEG_TOKEN, LoadedRecords, ObjectId, load_records
 from sama.data.video import open_video
 from sama.errors import DataError
 
@@ -260,6 +260,30 @@ class _VideoSamples(Dataset):
     mask_dict: MaskDict
     video_root: Path
     sampling: FrameSampling
+    records: LoadedRecords
+
+    def _open(
+        self,
+        annotations: str | Path,
+        mask_dict: str | Path | MaskDict,
+        video_root: str | Path,
+        strict: bool,
+        allow_pickle: bool,
+        sampling: FrameSampling | None,
+        source: str,
+    ) -> None:
+        """Check the paths, load the mask dict (unless given) and the records, and keep the sampling policy."""
+        annotations = _require_path(annotations, "annotations")
+        self.mask_dict = (
+            mask_dict
+            if isinstance(mask_dict, MaskDict)
+            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
+        )
+        self.video_root = _require_path(video_root, "video_root")
+        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
+        self.report = self.records.report
+        self.sampling = sampling or FrameSampling()
+        self.source = source
 
     def _clip(self, folder: Path, stems: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         video = open_video(folder, frames=list(stems))
@@ -290,17 +314,7 @@ class GroundedChatDataset(_VideoSamples):
     ) -> None:
         if qa_per_item < 1:
             raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
-        annotations = _require_path(annotations, "annotations")
-        self.mask_dict = (
-            mask_dict
-            if isinstance(mask_dict, MaskDict)
-            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
-        )
-        self.video_root = _require_path(video_root, "video_root")
-        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
-        self.report = self.records.report
-        self.sampling = sampling or FrameSampling()
-        self.source = source
+        self._open(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
         self.items: list[tuple[int, int]] = []  # (record position, first turn of the chunk)
         self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0}
         for position, record in enumerate(self.records):
@@ -355,17 +369,7 @@ class RegionDescriptionDataset(_VideoSamples):
             raise DataError(
                 f"descriptions_per_item must be >= 1, got {descriptions_per_item}", field="descriptions_per_item"
             )
-        annotations = _require_path(annotations, "annotations")
-        self.mask_dict = (
-            mask_dict
-            if isinstance(mask_dict, MaskDict)
-            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
-        )
-        self.video_root = _require_path(video_root, "video_root")
-        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
-        self.report = self.records.report
-        self.sampling = sampling or FrameSampling()
-        self.source = source
+        self._open(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
         self.items: list[tuple[int, list[tuple[str, ObjectId]]]] = []
         self.skipped: dict[str, int] = {"records_without_description": 0}
         for position, record in enumerate(self.records):
