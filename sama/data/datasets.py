@@ -267,12 +267,11 @@ class _VideoSamples(Dataset):
         annotations: str | Path,
         mask_dict: str | Path | MaskDict,
         video_root: str | Path,
-        strict: bool,
         allow_pickle: bool,
         sampling: FrameSampling | None,
         source: str,
-    ) -> None:
-        """Check the paths, load the mask dict (unless given) and the records, and keep the sampling policy."""
+    ) -> Path:
+        """Check the paths, load the mask dict (unless given), keep the sampling policy; the annotations' path."""
         annotations = _require_path(annotations, "annotations")
         self.mask_dict = (
             mask_dict
@@ -280,10 +279,24 @@ class _VideoSamples(Dataset):
             else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
         )
         self.video_root = _require_path(video_root, "video_root")
-        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
-        self.report = self.records.report
         self.sampling = sampling or FrameSampling()
         self.source = source
+        return annotations
+
+    def _open_records(
+        self,
+        annotations: str | Path,
+        mask_dict: str | Path | MaskDict,
+        video_root: str | Path,
+        strict: bool,
+        allow_pickle: bool,
+        sampling: FrameSampling | None,
+        source: str,
+    ) -> None:
+        """``_open``, then the SAMA-239K records (validated against the mask dict) and their report."""
+        path = self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source)
+        self.records = load_records(path, strict=strict, mask_dict=self.mask_dict)
+        self.report = self.records.report
 
     def _clip(self, folder: Path, stems: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         video = open_video(folder, frames=list(stems))
@@ -314,7 +327,7 @@ class GroundedChatDataset(_VideoSamples):
     ) -> None:
         if qa_per_item < 1:
             raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
-        self._open(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
+        self._open_records(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
         self.items: list[tuple[int, int]] = []  # (record position, first turn of the chunk)
         self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0}
         for position, record in enumerate(self.records):
@@ -369,7 +382,7 @@ class RegionDescriptionDataset(_VideoSamples):
             raise DataError(
                 f"descriptions_per_item must be >= 1, got {descriptions_per_item}", field="descriptions_per_item"
             )
-        self._open(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
+        self._open_records(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
         self.items: list[tuple[int, list[tuple[str, ObjectId]]]] = []
         self.skipped: dict[str, int] = {"records_without_description": 0}
         for position, record in enumerate(self.records):
@@ -424,17 +437,9 @@ class RvosDataset(_VideoSamples):
             raise DataError(
                 f"answer_style must be one of {list(RVOS_ANSWER_STYLES)}, got {answer_style!r}", field="answer_style"
             )
-        annotations = _require_path(annotations, "annotations")
-        self.mask_dict = (
-            mask_dict
-            if isinstance(mask_dict, MaskDict)
-            else MaskDict.load(_require_path(mask_dict, "mask_dict"), allow_pickle=allow_pickle)
-        )
-        self.video_root = _require_path(video_root, "video_root")
-        self.split = load_meta_expressions(annotations, dataset, strict=strict, mask_dict=self.mask_dict)
+        path = self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source or dataset)
+        self.split = load_meta_expressions(path, dataset, strict=strict, mask_dict=self.mask_dict)
         self.report = self.split.report
-        self.sampling = sampling or FrameSampling()
-        self.source = source or dataset
         self.answer_style = answer_style
         self.items = [
             (video, expression) for video in self.split for expression in video.expressions if expression.anno_ids
