@@ -213,6 +213,14 @@ def test_errors_name_the_problem(tmp_path: Path, chat_files: SimpleNamespace) ->
         RvosDataset(chat_files.annotations, chat_files.mask_dict, chat_files.root, answer_style="long")
     with pytest.raises(DataError, match="synthetic tasks must be a non-empty subset"):
         synthetic_dataset(tmp_path, tasks=["vqa"])
+    # The shared path checks of _VideoSamples._open, for every dataset that uses them.
+    for dataset in (GroundedChatDataset, RegionDescriptionDataset, RvosDataset):
+        with pytest.raises(DataError, match=r"nope\.json, field annotations: annotations not found"):
+            dataset(tmp_path / "nope.json", chat_files.mask_dict, chat_files.root)
+        with pytest.raises(DataError, match=r"masks\.json, field mask_dict: mask_dict not found"):
+            dataset(chat_files.annotations, tmp_path / "masks.json", chat_files.root)
+        with pytest.raises(DataError, match=r"frames, field video_root: video_root not found"):
+            dataset(chat_files.annotations, chat_files.mask_dict, tmp_path / "frames")
     with pytest.raises(DataError, match=r"missing train\.json.*options\.generate"):
         synthetic_dataset(tmp_path / "empty")
     spec = SimpleNamespace(
