@@ -283,19 +283,9 @@ class _VideoSamples(Dataset):
         self.source = source
         return annotations
 
-    def _open_records(
-        self,
-        annotations: str | Path,
-        mask_dict: str | Path | MaskDict,
-        video_root: str | Path,
-        strict: bool,
-        allow_pickle: bool,
-        sampling: FrameSampling | None,
-        source: str,
-    ) -> None:
-        """``_open``, then the SAMA-239K records (validated against the mask dict) and their report."""
-        path = self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source)
-        self.records = load_records(path, strict=strict, mask_dict=self.mask_dict)
+    def _load_records(self, annotations: Path, strict: bool) -> None:
+        """The SAMA-239K records of ``annotations`` (the path ``_open`` checked), validated against the mask dict."""
+        self.records = load_records(annotations, strict=strict, mask_dict=self.mask_dict)
         self.report = self.records.report
 
     def _clip(self, folder: Path, stems: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -327,7 +317,7 @@ class GroundedChatDataset(_VideoSamples):
     ) -> None:
         if qa_per_item < 1:
             raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
-        self._open_records(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
+        self._load_records(self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source), strict)
         self.items: list[tuple[int, int]] = []  # (record position, first turn of the chunk)
         self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0}
         for position, record in enumerate(self.records):
@@ -382,7 +372,7 @@ class RegionDescriptionDataset(_VideoSamples):
             raise DataError(
                 f"descriptions_per_item must be >= 1, got {descriptions_per_item}", field="descriptions_per_item"
             )
-        self._open_records(annotations, mask_dict, video_root, strict, allow_pickle, sampling, source)
+        self._load_records(self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source), strict)
         self.items: list[tuple[int, list[tuple[str, ObjectId]]]] = []
         self.skipped: dict[str, int] = {"records_without_description": 0}
         for position, record in enumerate(self.records):
