@@ -132,6 +132,10 @@ class PromptConfig:
     # Match centred features: each frame's mean token is taken from its tokens, the clip's mean token from the pooled
     # feature, before the cosine (tokens that share a large common part all look alike to a raw cosine).
     trajectory_centre: bool = False
+    # Ours, 0 = off (SAMA.md §1.4 reads the object through grid tokens and a box mask, so its outline is only in tokens
+    # pooled over its box): > 0 adds to the shape token an MLP of the object's crop_size × crop_size RGB crop, sampled
+    # bilinearly inside its box from the vision input of its region frame (ROI-align on pixels).
+    crop_size: int = 0
 
     @property
     def shape_mask_points(self) -> int:

@@ -117,20 +117,24 @@ class SamaModel(nn.Module):
         dense_tokens = frame_tokens[dense_positions]
         spatial = self.aggregator.spatial(frame_tokens)
         parts = [dense_tokens.flatten(0, 1)] if dense_frames else []
-        parts += [self.turn_embeddings(frame_tokens, dense_tokens, spatial, turn) for turn in turns]
+        dense_pixels = pixel_values[dense_positions]
+        parts += [self.turn_embeddings(frame_tokens, dense_tokens, spatial, turn, dense_pixels) for turn in turns]
         return torch.cat(parts, dim=0)
 
     def turn_embeddings(self, frame_tokens: torch.Tensor, dense_tokens: torch.Tensor, spatial: torch.Tensor,
-                        turn: Any) -> torch.Tensor:
+                        turn: Any, dense_pixels: torch.Tensor) -> torch.Tensor:
         """One turn's fill after the dense frames: its S context tokens, then 2 tokens per referred object.
 
-        ``turn`` carries ``ref_grid``, ``ref_frames``, ``ref_shape``, ``qformer_ids`` and ``qformer_mask``."""
+        ``turn`` carries ``ref_grid``, ``ref_frames``, ``ref_shape``, ``ref_boxes``, ``qformer_ids`` and
+        ``qformer_mask``; ``dense_pixels`` (n_dense, 3, H, W) is the dense frames' vision input."""
         device = frame_tokens.device
         pooled = self.prompt_encoder.pool(dense_tokens, turn.ref_grid.to(device), turn.ref_frames)
         shape = turn.ref_shape.to(device, frame_tokens.dtype)
         context = self.aggregator(frame_tokens, turn.qformer_ids.to(device), turn.qformer_mask.to(device), pooled,
                                   shape.flatten(1), spatial_tokens=spatial)
-        return torch.cat([context, self.prompt_encoder(pooled, shape, frame_tokens)], dim=0)
+        region_pixels = dense_pixels.to(device)[turn.ref_frames.to(device)]
+        tokens = self.prompt_encoder(pooled, shape, frame_tokens, region_pixels, turn.ref_boxes.to(device))
+        return torch.cat([context, tokens], dim=0)
 
     def fill_slots(self, input_ids: torch.Tensor, visual: list[torch.Tensor]) -> torch.Tensor:
         """Token embeddings with every ``<IMG_CONTEXT>`` slot replaced, in order, by the sample's visual embeddings.

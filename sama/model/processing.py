@@ -44,6 +44,7 @@ class TurnInputs:
         ref_grid: (K, g, g) prompt masks on the token grid (g = 16 at paper size), one per ``<mask>``.
         ref_shape: (K, s, s) shape masks (s = 112 at paper size).
         ref_frames: (K,) region frame of each object, as a position in the dense list.
+        ref_boxes: (K, 4) each object's box (x1, y1, x2, y2) on its region frame, as fractions of the frame.
     """
 
     qformer_ids: torch.Tensor
@@ -51,6 +52,7 @@ class TurnInputs:
     ref_grid: torch.Tensor
     ref_shape: torch.Tensor
     ref_frames: torch.Tensor
+    ref_boxes: torch.Tensor
 
 
 @dataclass
@@ -134,18 +136,20 @@ class SamaProcessor:
         ids, mask = tokenize_question(self.qformer_tokenizer, question, self.config.aggregator.text_max_length)
         grid = self.config.vision.grid_size
         size = self.config.prompts.shape_mask_size
-        grids, shapes, frames = [], [], []
+        grids, shapes, boxes, frames = [], [], [], []
         for volume in ref_volumes:
-            g, s, f = prompt_masks(volume, dense, grid, size, self.config.prompts.ref_mask_mode,
-                                   self.config.prompts.grid_resize)
+            g, s, b, f = prompt_masks(volume, dense, grid, size, self.config.prompts.ref_mask_mode,
+                                      self.config.prompts.grid_resize)
             grids.append(g)
             shapes.append(s)
+            boxes.append(b)
             frames.append(f)
         return TurnInputs(
             qformer_ids=ids, qformer_mask=mask,
             ref_grid=torch.stack(grids) if grids else torch.zeros(0, grid, grid),
             ref_shape=torch.stack(shapes) if shapes else torch.zeros(0, size, size),
             ref_frames=torch.tensor(frames, dtype=torch.long),
+            ref_boxes=torch.stack(boxes) if boxes else torch.zeros(0, 4),
         )
 
     def dense_positions(self, num_sparse: int) -> list[int]:

@@ -87,8 +87,9 @@ def _frame(frame: int, num_frames: int) -> int:
 
 
 def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: int, shape_size: int,
-                 mode: str = "box", grid_resize: str = "nearest") -> tuple[torch.Tensor, torch.Tensor, int]:
-    """One object's (T_s, H, W) mask → its (grid, grid) and (shape, shape) prompt masks on the region frame.
+                 mode: str = "box", grid_resize: str = "nearest"
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """One object's (T_s, H, W) mask → its (grid, grid) and (shape, shape) prompt masks and box on the region frame.
 
     Masks are box-ified when ``mode == "box"`` (SAMA.md §1.4) and taken on the dense frames; the grid mask is resized
     nearest (the release) or by ``grid_resize="area"`` (each cell's covered fraction, so small objects survive a
@@ -96,7 +97,8 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
     else 0 (SAMA.md §7.4).
 
     Returns:
-        (grid mask float (g, g), shape mask float (s, s), region frame as a position in ``dense_positions``).
+        (grid mask float (g, g), shape mask float (s, s), box (4,) as (x1, y1, x2, y2) fractions of the frame's width
+        and height (the whole frame when the mask is empty), region frame as a position in ``dense_positions``).
     """
     dense = np.asarray(volume, dtype=bool)[list(dense_positions)]
     if mode == "box":
@@ -108,7 +110,38 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
     shape = F.interpolate(tensor, size=(shape_size, shape_size), mode="nearest")[:, 0]
     nonempty = (grid.flatten(1).sum(1) > 0).nonzero()
     frame = int(nonempty[0]) if nonempty.numel() else 0
-    return grid[frame], shape[frame], frame
+    return grid[frame], shape[frame], mask_box(dense[frame]), frame
+
+
+def mask_box(mask: np.ndarray) -> torch.Tensor:
+    """(H, W) bool mask → its bounding box (x1, y1, x2, y2) as fractions of the width / height (pixel edges, so a
+    one-pixel mask has a box one pixel wide); the whole frame (0, 0, 1, 1) when the mask is empty."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return torch.tensor([0.0, 0.0, 1.0, 1.0])
+    height, width = mask.shape
+    return torch.tensor([cols[0] / width, rows[0] / height, (cols[-1] + 1) / width, (rows[-1] + 1) / height],
+                        dtype=torch.float32)
+
+
+def object_crops(pixels: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """ROI-align on pixels: each object's (3, size, size) crop inside its box, sampled bilinearly at the centres of a
+    size × size grid over the box → (K, 3·size·size).
+
+    Args:
+        pixels: (K, 3, H, W) each object's region frame (vision input).
+        boxes: (K, 4) boxes (x1, y1, x2, y2) as fractions of the frame (:func:`mask_box`).
+    """
+    boxes = boxes.to(pixels)
+    if boxes.shape[0] == 0:
+        return pixels.new_zeros(0, pixels.shape[1] * size * size)
+    theta = torch.zeros(boxes.shape[0], 2, 3, dtype=pixels.dtype, device=pixels.device)
+    theta[:, 0, 0] = boxes[:, 2] - boxes[:, 0]  # affine_grid's [-1, 1] square → the box, in [-1, 1] units
+    theta[:, 1, 1] = boxes[:, 3] - boxes[:, 1]
+    theta[:, 0, 2] = boxes[:, 0] + boxes[:, 2] - 1
+    theta[:, 1, 2] = boxes[:, 1] + boxes[:, 3] - 1
+    grid = F.affine_grid(theta, [boxes.shape[0], pixels.shape[1], size, size], align_corners=False)
+    return F.grid_sample(pixels, grid, mode="bilinear", align_corners=False).flatten(1)
 
 
 def token_grid(tokens: int) -> torch.Tensor:
@@ -151,7 +184,8 @@ def object_trajectory(frame_tokens: torch.Tensor, pooled: torch.Tensor, points: 
 
 class PromptEncoder(nn.Module):
     """The two LLM tokens of each referred object: ``Linear(C, C)`` of the mask-pooled dense-frame feature
-    (``Qformer_mask_pooling_proj``) and ``MLP(P, 1024, C, 3)`` of the flattened shape mask (``Qformer_mask_proj``)."""
+    (``Qformer_mask_pooling_proj``) and ``MLP(P, 1024, C, 3)`` of the flattened shape mask (``Qformer_mask_proj``),
+    plus in the shape token the options ``prompts.trajectory_points`` and ``prompts.crop_size``."""
 
     def __init__(self, config: SamaConfig) -> None:
         super().__init__()
@@ -162,6 +196,16 @@ class PromptEncoder(nn.Module):
             raise ConfigError(f"prompts.trajectory_points must be >= 0 (0 = off), got {p.trajectory_points}")
         self.trajectory = (p.trajectory_points, p.trajectory_temperature, p.trajectory_centre)
         self.trajectory_mlp = MLP(4 * p.trajectory_points, p.shape_mlp_hidden, c, 2) if p.trajectory_points else None
+        if p.crop_size < 0:
+            raise ConfigError(f"prompts.crop_size must be >= 0 (0 = off), got {p.crop_size}")
+        self.crop_size = p.crop_size
+        self.crop_mlp = None
+        if p.crop_size:
+            # Drawn on a side RNG stream, so turning the option on leaves every other module's random init as it was
+            # (sama-smol's results depend on SAM2's random draw, docs/sama-smol-log.md session 12).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch.initial_seed() + 1)
+                self.crop_mlp = MLP(3 * p.crop_size**2, p.shape_mlp_hidden, c, 2)
 
     @staticmethod
     def pool(dense_tokens: torch.Tensor, grid_masks: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -171,16 +215,23 @@ class PromptEncoder(nn.Module):
         pooled = [mask_pooling(dense_tokens[int(f)], m.flatten()[None])[0] for f, m in zip(frames, grid_masks)]
         return torch.stack(pooled)
 
-    def forward(self, pooled: torch.Tensor, shape_masks: torch.Tensor, frame_tokens: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, shape_masks: torch.Tensor, frame_tokens: torch.Tensor | None = None,
+                region_pixels: torch.Tensor | None = None, boxes: torch.Tensor | None = None) -> torch.Tensor:
         """(K, C) pooled features and (K, s, s) shape masks → (2K, C) tokens, per object [pooled, shape].
 
         With ``prompts.trajectory_points`` the shape token also gets ``trajectory_mlp`` of :func:`object_trajectory`
-        on ``frame_tokens`` (T_s, N, C), which is then required."""
+        on ``frame_tokens`` (T_s, N, C); with ``prompts.crop_size`` it gets ``crop_mlp`` of :func:`object_crops` of
+        ``region_pixels`` (K, 3, H, W; each object's region frame) in ``boxes`` (K, 4). Each is then required."""
         shape_token = self.shape_mlp(shape_masks.flatten(1).to(pooled.dtype))
         if self.trajectory_mlp is not None:
             if frame_tokens is None:
                 raise ValueError("prompts.trajectory_points is set: the prompt encoder needs the sparse frame tokens")
             shape_token = shape_token + self.trajectory_mlp(object_trajectory(frame_tokens, pooled, *self.trajectory))
+        if self.crop_mlp is not None:
+            if region_pixels is None or boxes is None:
+                raise ValueError("prompts.crop_size is set: the prompt encoder needs each object's region frame pixels "
+                                 "and box")
+            crops = object_crops(region_pixels.to(pooled.dtype), boxes, self.crop_size)
+            shape_token = shape_token + self.crop_mlp(crops)
         tokens = torch.stack([self.pool_proj(pooled), shape_token], dim=1)
         return tokens.flatten(0, 1)

@@ -124,6 +124,7 @@ class ChatSession:
         with torch.no_grad():
             pixel_values = model.processor.pixel_values(self.frames).to(self._device)
             self.frame_tokens = model.backbone.encode_frames(pixel_values)  # (T_s, N, C), cached for every turn
+            self.dense_pixels = pixel_values[self.dense]  # region frames of the referred objects
             self.spatial_tokens = model.aggregator.spatial(self.frame_tokens)
         self.history: list[ChatTurn] = []
         self._cache: Any = None
@@ -268,7 +269,8 @@ class ChatSession:
     def _turn_embeddings(self, inputs: Any, first: bool) -> torch.Tensor:
         """The turn's ``<IMG_CONTEXT>`` fill (SAMA.md §1.5): [dense frames,] S context tokens, 2 per object."""
         dense_tokens = self.frame_tokens[self.dense]
-        turn = self.model.turn_embeddings(self.frame_tokens, dense_tokens, self.spatial_tokens, inputs)
+        turn = self.model.turn_embeddings(self.frame_tokens, dense_tokens, self.spatial_tokens, inputs,
+                                          self.dense_pixels)
         return torch.cat([dense_tokens.flatten(0, 1), turn], dim=0) if first else turn
 
     def _greedy(self, embeds: torch.Tensor, max_new_tokens: int) -> tuple[list[int], torch.Tensor]:

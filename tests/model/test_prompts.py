@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from sama.model.prompts import (
     Mask,
     Point,
     PromptEncoder,
+    object_crops,
     object_trajectory,
     prompt_masks,
     ref_to_volume,
@@ -53,13 +56,16 @@ def test_ref_errors() -> None:
 def test_prompt_masks_first_nonempty_dense_frame_and_box_mode() -> None:
     vol = np.zeros((5, 32, 32), dtype=bool)
     vol[3, 4, 4] = vol[3, 20, 20] = True  # only sparse frame 3 is non-empty
-    grid, _, frame = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="box")
+    grid, _, box, frame = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="box")
     assert frame == 2  # position of sparse frame 3 in the dense list (SAMA.md §7.4)
     assert grid[2:11, 2:11].all()  # box-ified before the nearest resize
-    raw_grid, _, _ = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="raw")
+    assert box.tolist() == [4 / 32, 4 / 32, 21 / 32, 21 / 32]  # pixel edges of pixels 4..20
+    raw_grid, _, raw_box, _ = prompt_masks(vol, [0, 2, 3], grid_size=16, shape_size=8, mode="raw")
     assert raw_grid.sum() < grid.sum()
-    _, _, empty_frame = prompt_masks(np.zeros((2, 8, 8), dtype=bool), [0, 1], 4, 4)
+    assert torch.equal(raw_box, box)  # the crop box is the bounding box in both modes
+    _, _, empty_box, empty_frame = prompt_masks(np.zeros((2, 8, 8), dtype=bool), [0, 1], 4, 4)
     assert empty_frame == 0
+    assert empty_box.tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_prompt_encoder_two_tokens_per_object() -> None:
@@ -75,11 +81,49 @@ def test_prompt_encoder_two_tokens_per_object() -> None:
     assert torch.allclose(tokens[0], encoder.pool_proj(pooled[0]), atol=1e-6)
 
 
+def test_object_crops_sample_inside_the_box() -> None:
+    # A (2, 3, 16, 16) image whose pixel value is its column (channel 0) and row (channel 1) index.
+    rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    pixels = torch.stack([cols, rows, torch.zeros(16, 16)])[None].repeat(2, 1, 1, 1)
+    pixels[1, 2] = 5.0
+    boxes = torch.tensor([[4 / 16, 8 / 16, 8 / 16, 12 / 16], [0.0, 0.0, 1.0, 1.0]])
+    crops = object_crops(pixels, boxes, size=4).view(2, 3, 4, 4)
+    # A 4 x 4 box cropped to 4 x 4 samples each pixel centre: columns 4..7, rows 8..11.
+    assert torch.allclose(crops[0, 0], torch.tensor([4.0, 5, 6, 7]).expand(4, 4), atol=1e-5)
+    assert torch.allclose(crops[0, 1], torch.tensor([8.0, 9, 10, 11])[:, None].expand(4, 4), atol=1e-5)
+    # The whole frame at 4 x 4: bilinear samples at the centres of 4-pixel cells (1.5, 5.5, 9.5, 13.5).
+    assert torch.allclose(crops[1, 0, 0], torch.tensor([1.5, 5.5, 9.5, 13.5]), atol=1e-5)
+    assert torch.allclose(crops[1, 2], torch.full((4, 4), 5.0))
+    assert object_crops(pixels[:0], boxes[:0], size=4).shape == (0, 48)  # a turn that refers to nothing
+
+
+def test_crop_option_adds_to_the_shape_token_and_keeps_the_other_inits() -> None:
+    base = SamaConfig.from_name("sama-tiny")
+    torch.manual_seed(3)
+    plain = PromptEncoder(base)
+    after_plain = torch.rand(1)
+    torch.manual_seed(3)
+    with_crop = PromptEncoder(replace(base, prompts=replace(base.prompts, crop_size=4)))
+    after_crop = torch.rand(1)
+    assert torch.equal(after_plain, after_crop)  # the crop MLP is drawn on a side stream
+    assert torch.equal(plain.shape_mlp.layers[0].weight, with_crop.shape_mlp.layers[0].weight)
+    assert with_crop.crop_mlp is not None and with_crop.crop_mlp.layers[0].in_features == 3 * 4 * 4
+    pooled, shapes = torch.randn(2, 64), torch.rand(2, 16, 16)
+    pixels, boxes = torch.randn(2, 3, 8, 8), torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 1.0]])
+    tokens = with_crop(pooled, shapes, region_pixels=pixels, boxes=boxes)
+    crops = object_crops(pixels, boxes, 4)
+    assert torch.allclose(tokens[1], plain(pooled, shapes)[1] + with_crop.crop_mlp(crops)[0], atol=1e-5)
+    with pytest.raises(ValueError, match="crop_size is set"):
+        with_crop(pooled, shapes)
+    with pytest.raises(ConfigError, match="crop_size must be >= 0"):
+        PromptEncoder(replace(base, prompts=replace(base.prompts, crop_size=-1)))
+
+
 def test_area_grid_keeps_small_objects_that_nearest_drops() -> None:
     volume = np.zeros((1, 96, 96), dtype=bool)
     volume[0, 28:38, 28:38] = True  # a 10-px object between the 4×4 grid's nearest sample points (0, 24, 48, 72)
-    nearest, _, _ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="nearest")
-    area, _, _ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="area")
+    nearest, *_ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="nearest")
+    area, *_ = prompt_masks(volume, [0], grid_size=4, shape_size=28, mode="box", grid_resize="area")
     assert nearest.sum() == 0
     assert area.sum() * (96 // 4) ** 2 == pytest.approx(100)  # covered fractions add up to the object's area
     assert area[1, 1] > 0
