@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sama.data.masks import mask_xyxy
 from sama.errors import DataError
 
 # Overlay colours (RGB), a qualitative palette; object k uses PALETTE[k % len(PALETTE)].
@@ -82,8 +83,8 @@ def overlay(
         out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour, dtype=np.float32)
         out[_boundary(mask)] = colour
         if labels is not None and labels[k]:
-            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-            boxes.append((int(cols[0]), int(rows[0]), str(labels[k]), colour))
+            x1, y1, _, _ = mask_xyxy(mask)
+            boxes.append((x1, y1, str(labels[k]), colour))
     image = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
     if boxes:
         draw = ImageDraw.Draw(image)

@@ -166,6 +166,16 @@ def resize_nearest(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return mask[..., rows[:, None], cols[None, :]]
 
 
+def mask_xyxy(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight pixel box ``(x1, y1, x2, y2)`` of an (H, W) mask, end exclusive (a one-pixel mask's box is one pixel
+    wide); ``None`` when the mask is empty."""
+    rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(np.asarray(mask).any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def box_mask(mask: np.ndarray) -> np.ndarray:
     """Fill each (H, W) mask's bounding box (SAMA.md §1.4 ``_get_region_infos``); an empty mask stays empty.
 
@@ -178,11 +188,10 @@ def box_mask(mask: np.ndarray) -> np.ndarray:
     flat_in = mask.reshape(-1, *mask.shape[-2:])
     flat_out = out.reshape(-1, *mask.shape[-2:])
     for src, dst in zip(flat_in, flat_out):
-        rows = np.flatnonzero(src.any(axis=1))
-        if rows.size == 0:
-            continue
-        cols = np.flatnonzero(src.any(axis=0))
-        dst[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+        box = mask_xyxy(src)
+        if box is not None:
+            x1, y1, x2, y2 = box
+            dst[y1:y2, x1:x2] = True
     return out
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sama.config import SamaConfig
-from sama.data.masks import box_mask
+from sama.data.masks import box_mask, mask_xyxy
 from sama.errors import ConfigError, DataError
 from sama.model.aggregator import MLP, mask_pooling
 
@@ -116,12 +116,11 @@ def prompt_masks(volume: np.ndarray, dense_positions: Sequence[int], grid_size: 
 def mask_box(mask: np.ndarray) -> torch.Tensor:
     """(H, W) bool mask → its bounding box (x1, y1, x2, y2) as fractions of the width / height (pixel edges, so a
     one-pixel mask has a box one pixel wide); the whole frame (0, 0, 1, 1) when the mask is empty."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
+    box = mask_xyxy(mask)
+    if box is None:
         return torch.tensor([0.0, 0.0, 1.0, 1.0])
     height, width = mask.shape
-    return torch.tensor([cols[0] / width, rows[0] / height, (cols[-1] + 1) / width, (rows[-1] + 1) / height],
-                        dtype=torch.float32)
+    return torch.tensor(box, dtype=torch.float32) / torch.tensor([width, height, width, height], dtype=torch.float32)
 
 
 def object_crops(pixels: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:

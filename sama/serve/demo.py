@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from sama.data.masks import mask_xyxy
 from sama.errors import ConfigError
 
 # The demo scene comes from numpy.random.default_rng([seed, *DEMO_STREAM]). generate_dataset draws video i of a
@@ -46,12 +47,6 @@ def demo_scene(seed: int) -> Any:
     if seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     return simulate_scene(np.random.default_rng([seed, *DEMO_STREAM]), SceneConfig())
-
-
-def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight ``(x1, y1, x2, y2)`` box (exclusive end) of a non-empty (H, W) mask."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def box_frame(scene: Any, dense_frames: list[int]) -> int:
@@ -131,7 +126,7 @@ def run_demo(out_dir: str | Path, model_spec: str = "sama-smol", seed: int = 0, 
     for number, item in enumerate(turns, 1):
         refs = []
         if item.box_object is not None:
-            box = box_of(scene.masks[item.box_object, frame])
+            box = mask_xyxy(scene.masks[item.box_object, frame])
             refs = [Box(xyxy=box, frame=frame)]
             item.result["box"] = {"frame": frame, "xyxy": list(box), "object": scene.objects[item.box_object].name}
         turn = session.ask(item.question, refs)

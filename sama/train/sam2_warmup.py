@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sama.data.masks import MaskDict
+from sama.data.masks import MaskDict, mask_xyxy
 from sama.data.schema import VideoRecord, load_records
 from sama.data.video import open_video
 from sama.errors import ConfigError, DataError
@@ -61,8 +61,7 @@ class _ObjectFrames:
 
 def _box_prompt(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The mask's box (x1, y1, x2, y2) with SAM-style jitter of up to 10 % of its side."""
-    rows, cols = np.nonzero(mask)
-    x1, x2, y1, y2 = cols.min(), cols.max() + 1, rows.min(), rows.max() + 1
+    x1, y1, x2, y2 = mask_xyxy(mask)
     w, h = x2 - x1, y2 - y1
     jitter = rng.uniform(-0.1, 0.1, size=4) * np.array([w, h, w, h])
     box = np.array([x1, y1, x2, y2], dtype=np.float32) + jitter

@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sama.data.masks import MaskDict, box_mask, check_rle, resize_nearest, rle_decode, rle_encode, rle_encode_frames
+from sama.data.masks import (
+    MaskDict,
+    box_mask,
+    check_rle,
+    mask_xyxy,
+    resize_nearest,
+    rle_decode,
+    rle_encode,
+    rle_encode_frames,
+)
 from sama.errors import DataError
 
 small_masks = st.tuples(st.integers(1, 24), st.integers(1, 24)).flatmap(
@@ -120,6 +129,15 @@ def test_box_mask_per_frame_of_volume() -> None:
     out = box_mask(volume)
     assert out[0, 1:4, 1:5].all() and out[0].sum() == 12
     assert not out[1].any()
+
+
+def test_mask_xyxy_is_tight_end_exclusive_and_none_when_empty() -> None:
+    mask = np.zeros((5, 7), bool)
+    assert mask_xyxy(mask) is None
+    mask[2, 3] = True
+    assert mask_xyxy(mask) == (3, 2, 4, 3)  # one pixel → a box one pixel wide
+    mask[4, 6] = True
+    assert mask_xyxy(mask) == (3, 2, 7, 5)
 
 
 def test_rle_encode_rejects_wrong_rank() -> None:

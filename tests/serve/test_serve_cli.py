@@ -176,14 +176,15 @@ def test_demo_writes_masks_overlays_and_the_dialogue(tmp_path, use_tiny, forced_
 
 
 def test_demo_box_comes_from_the_ground_truth() -> None:
-    from sama.serve.demo import box_frame, box_of, demo_scene, script
+    from sama.data.masks import mask_xyxy
+    from sama.serve.demo import box_frame, demo_scene, script
 
     scene = demo_scene(3)
     frame = box_frame(scene, [6, 15])
     assert frame == 6 and box_frame(scene, []) == 0
     turns = script(scene, frame)
     target = turns[0].box_object
-    x1, y1, x2, y2 = box_of(scene.masks[target, frame])
+    x1, y1, x2, y2 = mask_xyxy(scene.masks[target, frame])
     visible = scene.masks[target, frame]
     assert visible[y1:y2, x1:x2].sum() == visible.sum() and visible[y1, :].any() and visible[:, x2 - 1].any()
     assert turns[1].expected == f"It is {scene.objects[target].colour}."
