@@ -440,7 +440,11 @@ def _sama_smol() -> SamaConfig:
     # 0.52 -> 0.75, from the true path 0.94; 337 train / 117 val objects, commonest motion 0.18), but after the whole
     # recipe the LLM still answered motion at the prior (4 of 16 facts, 10 times "bounces up and down"); the bench:
     # RVOS J&F 0.559, Bench-G mIoU 0.310, facts 59 % (shipped 0.579, 0.300, 57 %), val loss 0.384 (0.436).
-    prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128, grid_resize="area", trajectory_points=8)
+    # The object's 8 × 8 RGB crop in its shape token (PromptConfig.crop_size). Measured, whole recipe, held-out bench
+    # (docs/sama-smol-log.md, sessions 19 and 22): facts 53 % -> 69 % (shape 8/9, identity 12/12), RVOS J&F 0.651 ->
+    # 0.654, Bench-G mIoU 0.350 -> 0.330 (recall 0.694 -> 0.609).
+    prompts = PromptConfig(shape_mask_size=28, shape_mlp_hidden=128, grid_resize="area", trajectory_points=8,
+                           crop_size=8)
     # 2 dense frames (SAMA.md §1.2: 5): 2 × 64 LLM tokens, vs 5 × 16 before (a step costs ~1.2× the 16-token one).
     sampling = SamplingConfig(max_frames=8, min_frames=4, num_dense=2)
     loss = LossConfig(num_points=1024)
