@@ -29,6 +29,11 @@ SPECIAL_TOKENS = (SEG_TOKEN, P_START, P_END, VP_START, VP_END, IMG_START, IMG_EN
 RGB_CHANNELS = 3
 MOTION_CHANNELS = 6  # vision.motion_input: RGB + the RGB difference of the next and the previous frame
 
+
+def input_channels(vision: VisionConfig) -> int:
+    """Channels of the vision input (``pixel_values``): RGB, plus the frame difference with ``vision.motion_input``."""
+    return MOTION_CHANNELS if vision.motion_input else RGB_CHANNELS
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
 
 
@@ -132,7 +137,7 @@ def internvl_config(config: SamaConfig, image_token_id: int = 0) -> Any:
         hidden_size=v.hidden_size, num_hidden_layers=v.num_layers, num_attention_heads=v.num_heads,
         intermediate_size=v.intermediate_size, image_size=[v.image_size, v.image_size],
         patch_size=[v.patch_size, v.patch_size], layer_scale_init_value=v.layer_scale_init_value,
-        attention_bias=v.qkv_bias, num_channels=MOTION_CHANNELS if v.motion_input else RGB_CHANNELS,
+        attention_bias=v.qkv_bias, num_channels=input_channels(v),
     )
     return T.InternVLConfig(
         vision_config=vision, text_config=_text_config(config), image_token_id=image_token_id,

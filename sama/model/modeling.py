@@ -126,7 +126,7 @@ class SamaModel(nn.Module):
         """One turn's fill after the dense frames: its S context tokens, then 2 tokens per referred object.
 
         ``turn`` carries ``ref_grid``, ``ref_frames``, ``ref_shape``, ``ref_boxes``, ``qformer_ids`` and
-        ``qformer_mask``; ``dense_pixels`` (n_dense, 3, H, W) is the dense frames' vision input."""
+        ``qformer_mask``; ``dense_pixels`` (n_dense, C, H, W) is the dense frames' vision input."""
         device = frame_tokens.device
         pooled = self.prompt_encoder.pool(dense_tokens, turn.ref_grid.to(device), turn.ref_frames)
         shape = turn.ref_shape.to(device, frame_tokens.dtype)

@@ -15,6 +15,7 @@ from sama.config import SamaConfig
 from sama.data.masks import box_mask, mask_xyxy
 from sama.errors import ConfigError, DataError
 from sama.model.aggregator import MLP, mask_pooling
+from sama.model.backbone import input_channels
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,11 @@ def mask_box(mask: np.ndarray) -> torch.Tensor:
 
 
 def object_crops(pixels: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """ROI-align on pixels: each object's (3, size, size) crop inside its box, sampled bilinearly at the centres of a
-    size × size grid over the box → (K, 3·size·size).
+    """ROI-align on pixels: each object's (C, size, size) crop inside its box, sampled bilinearly at the centres of a
+    size × size grid over the box → (K, C·size·size).
 
     Args:
-        pixels: (K, 3, H, W) each object's region frame (vision input).
+        pixels: (K, C, H, W) each object's region frame (the vision input: C = 3, or 6 with ``vision.motion_input``).
         boxes: (K, 4) boxes (x1, y1, x2, y2) as fractions of the frame (:func:`mask_box`).
     """
     boxes = boxes.to(pixels)
@@ -204,7 +205,7 @@ class PromptEncoder(nn.Module):
             # (sama-smol's results depend on SAM2's random draw, docs/sama-smol-log.md session 12).
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(torch.initial_seed() + 1)
-                self.crop_mlp = MLP(3 * p.crop_size**2, p.shape_mlp_hidden, c, 2)
+                self.crop_mlp = MLP(input_channels(config.vision) * p.crop_size**2, p.shape_mlp_hidden, c, 2)
 
     @staticmethod
     def pool(dense_tokens: torch.Tensor, grid_masks: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -220,7 +221,7 @@ class PromptEncoder(nn.Module):
 
         With ``prompts.trajectory_points`` the shape token also gets ``trajectory_mlp`` of :func:`object_trajectory`
         on ``frame_tokens`` (T_s, N, C); with ``prompts.crop_size`` it gets ``crop_mlp`` of :func:`object_crops` of
-        ``region_pixels`` (K, 3, H, W; each object's region frame) in ``boxes`` (K, 4). Each is then required."""
+        ``region_pixels`` (K, C, H, W; each object's region frame) in ``boxes`` (K, 4). Each is then required."""
         shape_token = self.shape_mlp(shape_masks.flatten(1).to(pooled.dtype))
         if self.trajectory_mlp is not None:
             if frame_tokens is None:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sama.errors import ConfigError
-from sama.model.backbone import MOTION_CHANNELS, RGB_CHANNELS, SamaBackbone, clip_neighbours
+from sama.model.backbone import SamaBackbone, clip_neighbours, input_channels
 from sama.train.config import VisionWarmupConfig
 from sama.train.warm_start import StageResult, adamw, optimise, torch_seed, trainable
 
@@ -89,7 +89,7 @@ def warmup_vision(backbone: SamaBackbone, frames: FramePool | np.ndarray, cfg: V
     pool = frames if isinstance(frames, FramePool) else FramePool.of_frames(frames)
     rng = np.random.default_rng(seed)
     grid, r = backbone.config.vision.grid_size, cfg.cell_pixels
-    channels = MOTION_CHANNELS if backbone.config.vision.motion_input else RGB_CHANNELS
+    channels = input_channels(backbone.config.vision)
     param = next(backbone.projector.parameters())
     start = time.time()
     with torch_seed(seed), trainable([*backbone.vision_tower.parameters(), *backbone.projector.parameters()]) as params:
