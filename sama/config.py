@@ -46,7 +46,7 @@ class VisionConfig:
     # which way the pixels under it move, and a referred object's region tokens carry its motion like its colour.
     # Measured on sama-smol (session 11): after the vision warm-up a linear probe reads the motion from the mask-pooled
     # region feature 0.61 of the time (off: 0.18 = prior); after the whole recipe facts 41 %, RVOS J&F 0.451 (off,
-    # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). Not used by any preset.
+    # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). On in sama-smol since session 27.
     motion_input: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -420,8 +420,12 @@ def _sama_smol() -> SamaConfig:
     # shuffle (4×4 = 16 tokens) a linear probe reads the colour from the region token 65 % of the time and 75 steps
     # leave the answer at chance (0.17-0.20); at 8×8 the probe reads 82 % and 50 steps reach 0.40-0.47. The LLM cost
     # of the 4× tokens is paid back by 2 dense frames instead of 5 (see sampling).
+    # motion_input (the frame difference as 3 more tower channels; in the crop too): measured, whole recipe, held-out
+    # bench (docs/sama-smol-log.md, session 27): facts 69 % -> 83 % (motion 1/16 -> 10/16), RVOS J&F 0.654 -> 0.575,
+    # Bench-G mIoU 0.330 -> 0.321. The wider patch embedding re-draws every later init (SAM2's grounding warm-up
+    # ended at loss 0.384 against 0.195), which may be what cost the RVOS masks.
     vision = VisionConfig(image_size=112, patch_size=14, hidden_size=192, num_layers=4, num_heads=3,
-                          intermediate_size=768, qkv_bias=False, downsample_ratio=1.0)
+                          intermediate_size=768, qkv_bias=False, downsample_ratio=1.0, motion_input=True)
     llm = LLMConfig(kind="smollm2", hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
                     intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192, rope_theta=100000.0,
                     rms_norm_eps=1e-5, tie_word_embeddings=True, chat_template="smollm2_chat", max_length=2048)

@@ -51,6 +51,7 @@ def test_small_presets() -> None:
     assert smol.vision.tokens_per_frame == 64 and smol.vision.grid_size == 8  # no pixel shuffle (measured choice)
     assert smol.sampling.num_dense == 2 and smol.sam2.seg_phrase_input
     assert smol.prompts.crop_size == 8 and smol.prompts.trajectory_points == 8  # ours, measured (sama/config.py)
+    assert smol.vision.motion_input  # ours, measured (sama/config.py, session 27)
     assert SamaConfig.from_name("sama-1b").prompts.crop_size == 0  # SAMA.md §1.4: no crop in the paper
     tiny = SamaConfig.from_name("sama-tiny")
     assert tiny.vision.tokens_per_frame == 4
