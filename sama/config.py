@@ -423,7 +423,7 @@ def _sama_smol() -> SamaConfig:
     # motion_input (the frame difference as 3 more tower channels; in the crop too): measured, whole recipe, held-out
     # bench (docs/sama-smol-log.md, session 27): facts 69 % -> 83 % (motion 1/16 -> 10/16), RVOS J&F 0.654 -> 0.575,
     # Bench-G mIoU 0.330 -> 0.321. The wider patch embedding re-draws every later init (SAM2's grounding warm-up
-    # ended at loss 0.384 against 0.195), which may be what cost the RVOS masks.
+    # ended at loss 0.384 against 0.202 for the RGB-input crop recipe), which may be what cost the RVOS masks.
     vision = VisionConfig(image_size=112, patch_size=14, hidden_size=192, num_layers=4, num_heads=3,
                           intermediate_size=768, qkv_bias=False, downsample_ratio=1.0, motion_input=True)
     llm = LLMConfig(kind="smollm2", hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
