@@ -29,12 +29,12 @@ SPECIAL_TOKENS = (SEG_TOKEN, P_START, P_END, VP_START, VP_END, IMG_START, IMG_EN
 RGB_CHANNELS = 3
 MOTION_CHANNELS = 6  # vision.motion_input: RGB + the RGB difference of the next and the previous frame
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
+
 
 def input_channels(vision: VisionConfig) -> int:
     """Channels of the vision input (``pixel_values``): RGB, plus the frame difference with ``vision.motion_input``."""
     return MOTION_CHANNELS if vision.motion_input else RGB_CHANNELS
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # DEPENDENCIES.md §3
 
 
 def cache_dir() -> Path:

@@ -61,7 +61,7 @@ class ProcessedSample:
 
     input_ids: torch.Tensor
     labels: torch.Tensor | None
-    pixel_values: torch.Tensor  # (T_s, 3, S, S) vision-tower input of all sparse frames
+    pixel_values: torch.Tensor  # (T_s, C, S, S) vision-tower input of all sparse frames (C: backbone.input_channels)
     dense_positions: list[int]
     turns: list[TurnInputs]
     frames: np.ndarray  # (T_s, H, W, 3) uint8, kept for SAM2 preprocessing of the dense frames

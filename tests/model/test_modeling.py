@@ -249,10 +249,8 @@ def test_phrase_input_reaches_the_sam2_prompt(sample) -> None:
 
 def test_motion_input_with_crop_trains_end_to_end(sample) -> None:
     """vision.motion_input with prompts.crop_size: the crop covers all six input channels (RGB and frame difference)."""
-    from sama.model.factory import create_model
-
     torch.manual_seed(0)
-    model = create_model("sama-tiny", vision={"motion_input": True}, prompts={"crop_size": 4})
+    model = SamaModel(SamaConfig.from_name("sama-tiny", vision={"motion_input": True}, prompts={"crop_size": 4}))
     assert model.prompt_encoder.crop_mlp.layers[0].in_features == 6 * 4 * 4
     out = _loss(model, [sample])
     out.loss.backward()
