@@ -46,7 +46,8 @@ class VisionConfig:
     # which way the pixels under it move, and a referred object's region tokens carry its motion like its colour.
     # Measured on sama-smol (session 11): after the vision warm-up a linear probe reads the motion from the mask-pooled
     # region feature 0.61 of the time (off: 0.18 = prior); after the whole recipe facts 41 %, RVOS J&F 0.451 (off,
-    # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). On in sama-smol since session 27.
+    # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). On in sama-smol since session 27;
+    # its 3 extra patch-embedding channels are drawn on a side RNG stream since session 28 (SamaBackbone).
     motion_input: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -420,10 +421,10 @@ def _sama_smol() -> SamaConfig:
     # shuffle (4×4 = 16 tokens) a linear probe reads the colour from the region token 65 % of the time and 75 steps
     # leave the answer at chance (0.17-0.20); at 8×8 the probe reads 82 % and 50 steps reach 0.40-0.47. The LLM cost
     # of the 4× tokens is paid back by 2 dense frames instead of 5 (see sampling).
-    # motion_input (the frame difference as 3 more tower channels; in the crop too): measured, whole recipe, held-out
-    # bench (docs/sama-smol-log.md, session 27): facts 69 % -> 83 % (motion 1/16 -> 10/16), RVOS J&F 0.654 -> 0.575,
-    # Bench-G mIoU 0.330 -> 0.321. The wider patch embedding re-draws every later init (SAM2's grounding warm-up
-    # ended at loss 0.384 against 0.202 for the RGB-input crop recipe), which may be what cost the RVOS masks.
+    # motion_input (the frame difference as 3 more tower channels, drawn on a side RNG stream; in the crop too):
+    # measured, whole recipe, held-out bench (docs/sama-smol-log.md, session 28; RGB input in brackets): facts 69 %
+    # (69 %; motion 6/16 (1/16)), RVOS J&F 0.648 (0.654), Bench-G mIoU / recall 0.333 / 0.608 (0.330 / 0.609). With
+    # every later init re-drawn instead (session 27): facts 83 % (motion 10/16) but RVOS J&F 0.575.
     vision = VisionConfig(image_size=112, patch_size=14, hidden_size=192, num_layers=4, num_heads=3,
                           intermediate_size=768, qkv_bias=False, downsample_ratio=1.0, motion_input=True)
     llm = LLMConfig(kind="smollm2", hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,

@@ -195,6 +195,8 @@ class SamaBackbone(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else build_tokenizer(config)
         self.token_ids = {tok: self.tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
         vlm_config = internvl_config(config, self.token_ids[IMG_CONTEXT])
+        channels = vlm_config.vision_config.num_channels
+        vlm_config.vision_config.num_channels = RGB_CHANNELS  # any extra input channels are added on a side stream
         use_smollm2 = config.llm.kind == "smollm2" and load_llm_weights
         if use_smollm2:  # skip the random init of an LLM that is replaced right away (saves ~8 s on 2 cores)
             text_config = vlm_config.text_config
@@ -205,6 +207,8 @@ class SamaBackbone(nn.Module):
         # object's colour 55 % linearly decodable from its sama-smol region token vs 65 % with this; measured).
         pytorch_default_init(self.vlm.model.vision_tower)
         pytorch_default_init(self.vlm.model.multi_modal_projector)
+        if channels != RGB_CHANNELS:
+            self._widen_patch_embedding(channels)
         if use_smollm2:
             self._load_smollm2(text_config)
         self.base_vocab_size = self.vlm.config.text_config.vocab_size
@@ -216,6 +220,26 @@ class SamaBackbone(nn.Module):
         self.compact_embeddings = False  # True while SamaModel.save_pretrained writes only the new-token rows
         self.register_state_dict_post_hook(_compact_state_dict)
         self.register_load_state_dict_pre_hook(_expand_state_dict)
+
+    @torch.no_grad()
+    def _widen_patch_embedding(self, channels: int) -> None:
+        """Give the RGB-built patch embedding ``channels`` inputs (``vision.motion_input``).
+
+        The RGB weights keep their draw, scaled to the wider fan-in's Kaiming bound; the extra channels are drawn on a
+        side RNG stream, so every later random init (SAM2's included) is the RGB model's: sama-smol's results depend
+        on SAM2's draw (docs/sama-smol-log.md sessions 12-14, 27).
+        """
+        embeddings = self.vlm.model.vision_tower.embeddings.patch_embeddings
+        rgb = embeddings.projection
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch.initial_seed() + 2)  # + 1 is the crop MLP's stream (prompts.py)
+            wide = nn.Conv2d(channels, rgb.out_channels, kernel_size=rgb.kernel_size, stride=rgb.stride)
+        scale = (RGB_CHANNELS / channels) ** 0.5  # Kaiming-uniform bound 1/sqrt(fan_in), weight and bias alike
+        wide.weight[:, :RGB_CHANNELS] = rgb.weight * scale
+        wide.bias.copy_(rgb.bias * scale)
+        embeddings.projection = wide
+        embeddings.num_channels = channels
+        self.vlm.config.vision_config.num_channels = channels
 
     def _load_smollm2(self, text_config: Any) -> None:
         """Put the real SmolLM2 weights in place: the LLM is built on the meta device and its tensors assigned."""

@@ -256,3 +256,22 @@ def test_motion_input_with_crop_trains_end_to_end(sample) -> None:
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert model.prompt_encoder.crop_mlp.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_motion_input_leaves_every_other_init_as_the_rgb_models() -> None:
+    """The 3 extra patch-embedding channels are drawn on a side stream: SAM2 and every other module keep the RGB draw;
+    the RGB weights are the RGB draw scaled to the 6-channel Kaiming bound (x sqrt(3/6))."""
+    torch.manual_seed(0)
+    rgb = SamaModel(SamaConfig.from_name("sama-tiny")).state_dict()
+    torch.manual_seed(0)
+    model = SamaModel(SamaConfig.from_name("sama-tiny", vision={"motion_input": True}))
+    wide = model.state_dict()
+    patch = "backbone.vlm.model.vision_tower.embeddings.patch_embeddings.projection."
+    assert rgb.keys() == wide.keys()
+    assert [k for k in rgb if not torch.equal(rgb[k], wide[k])] == [patch + "weight", patch + "bias"]
+    assert wide[patch + "weight"].shape[1] == 6
+    assert torch.allclose(wide[patch + "weight"][:, :3], rgb[patch + "weight"] * 0.5**0.5)
+    assert torch.allclose(wide[patch + "bias"], rgb[patch + "bias"] * 0.5**0.5)
+    bound = 1 / (6 * model.config.vision.patch_size**2) ** 0.5
+    assert wide[patch + "weight"][:, 3:].abs().max() <= bound
+    assert model.backbone.vlm.config.vision_config.num_channels == 6
