@@ -47,7 +47,7 @@ class VisionConfig:
     # Measured on sama-smol (session 11): after the vision warm-up a linear probe reads the motion from the mask-pooled
     # region feature 0.61 of the time (off: 0.18 = prior); after the whole recipe facts 41 %, RVOS J&F 0.451 (off,
     # shipped: 52 %, 0.587; SAM2 also started from another random init, see README). On in sama-smol since session 27;
-    # its 3 extra patch-embedding channels are drawn on a side RNG stream since session 28 (SamaBackbone).
+    # its 3 extra patch-embedding channels start at zero since session 28 (SamaBackbone).
     motion_input: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -421,10 +421,9 @@ def _sama_smol() -> SamaConfig:
     # shuffle (4×4 = 16 tokens) a linear probe reads the colour from the region token 65 % of the time and 75 steps
     # leave the answer at chance (0.17-0.20); at 8×8 the probe reads 82 % and 50 steps reach 0.40-0.47. The LLM cost
     # of the 4× tokens is paid back by 2 dense frames instead of 5 (see sampling).
-    # motion_input (the frame difference as 3 more tower channels, drawn on a side RNG stream; in the crop too):
-    # measured, whole recipe, held-out bench (docs/sama-smol-log.md, session 28; RGB input in brackets): facts 69 %
-    # (69 %; motion 6/16 (1/16)), RVOS J&F 0.648 (0.654), Bench-G mIoU / recall 0.333 / 0.608 (0.330 / 0.609). With
-    # every later init re-drawn instead (session 27): facts 83 % (motion 10/16) but RVOS J&F 0.575.
+    # motion_input (the frame difference as 3 more tower channels, starting at zero; in the crop too): measured, whole
+    # recipe, held-out bench (docs/sama-smol-log.md, session 28; RGB input in brackets): facts 79 % (69 %; motion 8/16
+    # (1/16)), RVOS J&F 0.668 (0.654), Bench-G mIoU / recall 0.327 / 0.606 (0.330 / 0.609).
     vision = VisionConfig(image_size=112, patch_size=14, hidden_size=192, num_layers=4, num_heads=3,
                           intermediate_size=768, qkv_bias=False, downsample_ratio=1.0, motion_input=True)
     llm = LLMConfig(kind="smollm2", hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,

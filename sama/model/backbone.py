@@ -223,22 +223,16 @@ class SamaBackbone(nn.Module):
 
     @torch.no_grad()
     def _widen_patch_embedding(self, channels: int) -> None:
-        """Give the RGB-built patch embedding ``channels`` inputs (``vision.motion_input``).
+        """Give the RGB-built patch embedding ``channels`` inputs (``vision.motion_input``), the extra ones at zero.
 
-        The RGB weights keep their draw, scaled to the wider fan-in's Kaiming bound; the extra channels are drawn on a
-        side RNG stream, so every later random init (SAM2's included) is the RGB model's: sama-smol's results depend
-        on SAM2's draw (docs/sama-smol-log.md sessions 12-14, 27).
+        No random number is drawn, so every init (SAM2's included) is the RGB model's and the model starts as the RGB
+        model: sama-smol's results depend on those draws (docs/sama-smol-log.md sessions 12-14, 27-28).
         """
-        embeddings = self.vlm.model.vision_tower.embeddings.patch_embeddings
-        rgb = embeddings.projection
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(torch.initial_seed() + 2)  # + 1 is the crop MLP's stream (prompts.py)
-            wide = nn.Conv2d(channels, rgb.out_channels, kernel_size=rgb.kernel_size, stride=rgb.stride)
-        scale = (RGB_CHANNELS / channels) ** 0.5  # Kaiming-uniform bound 1/sqrt(fan_in), weight and bias alike
-        wide.weight[:, :RGB_CHANNELS] = rgb.weight * scale
-        wide.bias.copy_(rgb.bias * scale)
-        embeddings.projection = wide
-        embeddings.num_channels = channels
+        projection = self.vlm.model.vision_tower.embeddings.patch_embeddings.projection
+        extra = projection.weight.new_zeros(projection.out_channels, channels - RGB_CHANNELS, *projection.kernel_size)
+        projection.weight = nn.Parameter(torch.cat([projection.weight, extra], dim=1))
+        projection.in_channels = channels
+        self.vlm.model.vision_tower.embeddings.patch_embeddings.num_channels = channels
         self.vlm.config.vision_config.num_channels = channels
 
     def _load_smollm2(self, text_config: Any) -> None:
