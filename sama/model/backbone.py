@@ -196,7 +196,7 @@ class SamaBackbone(nn.Module):
         self.token_ids = {tok: self.tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
         vlm_config = internvl_config(config, self.token_ids[IMG_CONTEXT])
         channels = vlm_config.vision_config.num_channels
-        vlm_config.vision_config.num_channels = RGB_CHANNELS  # any extra input channels are added on a side stream
+        vlm_config.vision_config.num_channels = RGB_CHANNELS  # extra input channels: _widen_patch_embedding
         use_smollm2 = config.llm.kind == "smollm2" and load_llm_weights
         if use_smollm2:  # skip the random init of an LLM that is replaced right away (saves ~8 s on 2 cores)
             text_config = vlm_config.text_config
@@ -228,11 +228,12 @@ class SamaBackbone(nn.Module):
         No random number is drawn, so every init (SAM2's included) is the RGB model's and the model starts as the RGB
         model: sama-smol's results depend on those draws (docs/sama-smol-log.md sessions 12-14, 27-28).
         """
-        projection = self.vlm.model.vision_tower.embeddings.patch_embeddings.projection
+        embeddings = self.vlm.model.vision_tower.embeddings.patch_embeddings
+        projection = embeddings.projection
         extra = projection.weight.new_zeros(projection.out_channels, channels - RGB_CHANNELS, *projection.kernel_size)
         projection.weight = nn.Parameter(torch.cat([projection.weight, extra], dim=1))
         projection.in_channels = channels
-        self.vlm.model.vision_tower.embeddings.patch_embeddings.num_channels = channels
+        embeddings.num_channels = channels
         self.vlm.config.vision_config.num_channels = channels
 
     def _load_smollm2(self, text_config: Any) -> None:
