@@ -444,6 +444,11 @@ def _sama_smol() -> SamaConfig:
     # 0.52 -> 0.75, from the true path 0.94; 337 train / 117 val objects, commonest motion 0.18), but after the whole
     # recipe the LLM still answered motion at the prior (4 of 16 facts, 10 times "bounces up and down"); the bench:
     # RVOS J&F 0.559, Bench-G mIoU 0.310, facts 59 % (shipped 0.579, 0.300, 57 %), val loss 0.384 (0.436).
+    # Retried on the session-28 recipe (session 29, whole recipe, same seed; scripts/path_probe.py, 973 train / 117 val
+    # objects): the path's motion read on the trained model's own tokens 0.72 (bounces 0.84), against 0.27 (0.10) for
+    # the shipped default path; the answers got the motion's axis right 15 of 16 times but told a bounce from a straight
+    # motion no better (motion facts 8/16, as shipped). Bench: facts 64 % (shipped 79 %: size 8/13, identity 6/12),
+    # RVOS J&F 0.655 (0.668), Bench-G mIoU 0.353 (0.327), val loss 0.284 (0.296). Not shipped (facts).
     # The object's 8 × 8 RGB crop in its shape token (PromptConfig.crop_size). Measured, whole recipe, held-out bench
     # (docs/sama-smol-log.md, sessions 19 and 22): facts 53 % -> 69 % (shape 8/9, identity 12/12), RVOS J&F 0.651 ->
     # 0.654, Bench-G mIoU 0.350 -> 0.330 (recall 0.694 -> 0.609).
