@@ -11,13 +11,13 @@ Minutes on 2 cores, instead of the bench's generation: a quick read of what the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from probe_cli import probe_inputs
 
 from sama.data.datasets import is_referring_turn, synthetic_dataset
 from sama.model.losses import labelled_positions
@@ -55,15 +55,8 @@ def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--data", default="outputs/data/synthetic-smol")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    if not (Path(args.data) / "val.json").is_file():
-        raise SystemExit(f"{args.data}: no synthetic val split (val.json); run `sama data synth --out {args.data}`")
-    torch.set_num_threads(args.threads)
-    result = probe(SamaModel.from_pretrained(args.checkpoint).eval(), args.data)
+    model, data = probe_inputs(__doc__.split("\n\n")[0], ["val"])
+    result = probe(model, data)
     for kind, (right, asked) in result.items():
         print(f"{kind:22s} {right:4d} / {asked:<4d} {right / asked:.2f}")
     print(json.dumps({k: right / asked for k, (right, asked) in result.items()}))

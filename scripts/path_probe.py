@@ -11,10 +11,10 @@ objects and scored on the val split's: a read of how much motion the path carrie
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
+from probe_cli import probe_inputs
 
 from sama.data.datasets import synthetic_dataset
 from sama.data.synthetic.language import MOTION_PHRASES
@@ -71,19 +71,10 @@ def fit_and_score(train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--data", default="outputs/data/synthetic-smol")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    for split in ("train", "val"):
-        if not (Path(args.data) / f"{split}.json").is_file():
-            raise SystemExit(f"{args.data}: no synthetic {split} split ({split}.json); run `sama data synth`")
-    torch.set_num_threads(args.threads)
-    model = SamaModel.from_pretrained(args.checkpoint).eval()
+    model, data = probe_inputs(__doc__.split("\n\n")[0], ["train", "val"])
     points = model.config.prompts.trajectory_points or 8
-    train, train_y = path_features(model, args.data, "train", points)
-    val, val_y = path_features(model, args.data, "val", points)
+    train, train_y = path_features(model, data, "train", points)
+    val, val_y = path_features(model, data, "val", points)
     print(f"{len(train_y)} train / {len(val_y)} val objects; commonest val motion "
           f"{torch.bincount(val_y).max().item() / len(val_y):.2f}")
     for name in SETTINGS:
