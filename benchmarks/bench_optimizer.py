@@ -3,7 +3,8 @@ foreach and fused kernels (what ``sama.train.warm_start.adamw`` picks), measured
 as ratios to the fused step, plus the fused result's largest difference from the reference update.
 
 The preset's freeze policy decides the parameters (``sama-smol``: LoRA, vision tower, projector, aggregator, prompt
-encoder, grounding and SAM2, and the embedding matrix whose new-token rows train: 43.5 M values).
+encoder, grounding and SAM2, and the new-token embedding rows: 15.5 M values; before those rows were their own
+parameter the whole 28.3 M-value embedding matrix was in the step).
 
     .venv/bin/python benchmarks/bench_optimizer.py                   # sama-smol, 1 thread
     .venv/bin/python benchmarks/bench_optimizer.py --preset sama-tiny --steps 20

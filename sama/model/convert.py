@@ -42,6 +42,7 @@ VISION = "backbone.vlm.model.vision_tower."
 PROJECTOR = "backbone.vlm.model.multi_modal_projector."
 LLM_BODY = "backbone.vlm.model.language_model."
 LM_HEAD = "backbone.vlm.lm_head."
+NEW_TOKEN_ROWS = "backbone.new_token_rows"  # SamaBackbone.enable_new_token_rows: a copy of embedding rows
 SAM2 = "grounding.sam2."
 OFFICIAL_SAM2 = "grounding_encoder.sam2_model."
 
@@ -432,7 +433,8 @@ def check_against_model(converted: dict[str, torch.Tensor], expected: Mapping[st
         report.adapted[word] = (f"official temporal Q-Former vocabulary has {rows} rows "
                                 f"(bert-base-uncased + {', '.join(OFFICIAL_TEMPORAL_ADDED_TOKENS)}); our Q-Former "
                                 f"tokenizer has {ours}, rows {ours}..{rows - 1} dropped")
-    missing = sorted(set(expected) - set(converted))
+    # the trained new-token rows (SamaBackbone.enable_new_token_rows) are read from the embedding at load time
+    missing = sorted(set(expected) - set(converted) - {NEW_TOKEN_ROWS})
     unexpected = sorted(set(converted) - set(expected))
     mismatched = [f"{k} (converted {list(converted[k].shape)} vs model {list(expected[k].shape)})"
                   for k in sorted(set(converted) & set(expected)) if converted[k].shape != expected[k].shape]
@@ -485,7 +487,8 @@ def to_official_state_dict(state_dict: Mapping[str, torch.Tensor], config: SamaC
     rules = _rules(layout)
     out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    skip = set(SAM2_0_NEUTRAL_FILLS) | {SAM2 + "shared_image_embedding.positional_embedding"}
+    # the new-token rows are also in the embedding (SamaBackbone.sync_new_token_rows)
+    skip = set(SAM2_0_NEUTRAL_FILLS) | {SAM2 + "shared_image_embedding.positional_embedding", NEW_TOKEN_ROWS}
     if config.llm.tie_word_embeddings:
         skip.add(LM_HEAD + "weight")
     vit_qkv = re.compile(r"^" + re.escape(VISION) + r"encoder\.layer\.(\d+)\.attention\.([qkv])_proj\.(weight|bias)$")

@@ -100,12 +100,10 @@ class SamaModel(nn.Module):
         return [name for name, param in self.named_parameters() if param.requires_grad]
 
     def no_decay_parameter_names(self) -> list[str]:
-        """Parameters an optimiser must not weight-decay: the partially trainable embedding/LM-head matrices (only
-        their new-token rows get gradients; decay would move the frozen rows)."""
-        if not (self.config.trainable.new_token_rows and not self.config.trainable.llm):
-            return []
-        ids = {id(p) for p in self.backbone.new_token_row_parameters()}
-        return [name for name, param in self.named_parameters() if id(param) in ids]
+        """Parameters an optimiser must not weight-decay: the trained new-token rows of the frozen embedding / LM
+        head (``backbone.new_token_rows``; kept undecayed, as when they were rows of the full matrices)."""
+        rows = self.backbone.new_token_rows
+        return ["backbone.new_token_rows"] if rows is not None and rows.requires_grad else []
 
     # -- visual embeddings -------------------------------------------------------------------------------------
     def visual_embeddings(self, pixel_values: torch.Tensor, dense_positions: list[int],
@@ -178,8 +176,8 @@ class SamaModel(nn.Module):
         """Per [SEG] in ``ids``, in order: the mean input embedding of the words of its phrase (:meth:`phrase_spans`);
         zeros for a [SEG] without one. Returns (K, C)."""
         weight = self.backbone.input_embeddings().weight
-        rows = [weight[words].mean(0) if words else weight.new_zeros(weight.shape[1])
-                for words in self.phrase_spans(ids)]
+        rows = [self.backbone.embed(torch.tensor(words, device=weight.device)).mean(0) if words
+                else weight.new_zeros(weight.shape[1]) for words in self.phrase_spans(ids)]
         return torch.stack(rows) if rows else weight.new_zeros(0, weight.shape[1])
 
     def grounding_inputs(self, ids: torch.Tensor | list[int], seg_states: torch.Tensor) -> torch.Tensor:

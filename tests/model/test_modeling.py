@@ -46,12 +46,10 @@ def test_gradients_reach_exactly_the_trainable_parts(tiny_model, sample) -> None
     assert not any(n.startswith(("backbone.vlm.model.vision_tower.", "grounding.sam2.vision_encoder."))
                    for n in trainable)
     assert not any(n.startswith("backbone.vlm.model.language_model.layers.") for n in trainable)
-    embed = tiny_model.backbone.input_embeddings().weight.grad
-    new_rows = torch.tensor(tiny_model.backbone.new_token_ids)
-    other = torch.ones(embed.shape[0], dtype=torch.bool)
-    other[new_rows] = False
-    assert embed[other].abs().sum() == 0 and embed[new_rows].abs().sum() > 0
-    assert tiny_model.no_decay_parameter_names() == ["backbone.vlm.model.language_model.embed_tokens.weight"]
+    # the frozen embedding gets no gradient (the loop above); its new-token rows train as their own parameter
+    assert "backbone.vlm.model.language_model.embed_tokens.weight" not in trainable
+    assert grads["backbone.new_token_rows"].abs().sum() > 0
+    assert tiny_model.no_decay_parameter_names() == ["backbone.new_token_rows"]
     tiny_model.zero_grad(set_to_none=True)
 
 
@@ -122,7 +120,8 @@ def test_paper_presets_on_meta_device(name: str) -> None:
     config = SamaConfig.from_name(name)
     with torch.device("meta"):
         model = SamaModel(config)
-    count = sum(p.numel() for p in model.parameters())
+    # backbone.new_token_rows is a trainable copy of embedding rows (SamaBackbone.enable_new_token_rows)
+    count = sum(p.numel() for n, p in model.named_parameters() if n != "backbone.new_token_rows")
     assert count == PAPER_SIZES[name]
     vit = sum(p.numel() for p in model.backbone.vision_tower.parameters())
     assert vit == 304_012_288
@@ -150,23 +149,61 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_model, sample, tmp_pa
     assert torch.equal(before.loss, after.loss)
 
 
-def test_compact_embeddings_keep_only_new_token_rows(tiny_model) -> None:
-    backbone = tiny_model.backbone
+@pytest.mark.parametrize("tied", [True, False])
+def test_new_token_rows_train_as_rows_of_the_full_matrices(sample, tied: bool) -> None:
+    """Reference: the form before ``new_token_rows`` (the full embedding / head trainable, the rows written into
+    them, no hooks) gives the same loss and the same gradient on the new-token rows."""
+    torch.manual_seed(0)
+    model = SamaModel(SamaConfig.from_name("sama-tiny", llm={"tie_word_embeddings": tied}))
+    backbone = model.backbone
+    rows = backbone.new_token_rows
+    assert rows.shape == (1 if tied else 2, len(backbone.new_token_ids), model.config.llm.hidden_size)
+    with torch.no_grad():
+        rows.add_(torch.randn_like(rows))  # "trained" rows, unlike the copies in the full matrices
+    torch.manual_seed(1)
+    loss = _loss(model, [sample]).loss
+    loss.backward()
+    for handle in backbone._row_hooks:
+        handle.remove()
+    backbone.sync_new_token_rows()
+    matrices = backbone.new_token_row_parameters()
+    assert len(matrices) == rows.shape[0]
+    for matrix in matrices:
+        matrix.requires_grad_(True)
+    torch.manual_seed(1)
+    reference = _loss(model, [sample]).loss
+    reference.backward()
+    torch.testing.assert_close(loss, reference)
+    for matrix, grad in zip(matrices, rows.grad):
+        torch.testing.assert_close(grad, matrix.grad[backbone.new_token_ids])
+
+
+def test_compact_embeddings_keep_only_new_token_rows() -> None:
+    torch.manual_seed(0)
+    model = SamaModel(SamaConfig.from_name("sama-tiny"))
+    backbone, embed_key = model.backbone, "backbone.vlm.model.language_model.embed_tokens.weight"
     backbone.compact_embeddings = True
     try:
-        state = tiny_model.state_dict()
-        rows = state["backbone.new_token_rows"]
-        assert rows.shape == (1, len(backbone.new_token_ids), tiny_model.config.llm.hidden_size)  # tied: one matrix
+        state = model.state_dict()
+        rows = state["backbone.new_token_rows"].clone()
+        assert rows.shape == (1, len(backbone.new_token_ids), model.config.llm.hidden_size)  # tied: one matrix
         assert not any(k.endswith(("embed_tokens.weight", "lm_head.weight")) for k in state)
-        weight = backbone.input_embeddings().weight
-        saved = weight.detach().clone()
+        base = backbone.input_embeddings().weight.detach().clone()
         with torch.no_grad():
-            weight[backbone.new_token_ids] = 0.0
-        tiny_model.load_state_dict({"backbone.new_token_rows": rows}, strict=False)
-        assert torch.equal(weight, saved)
+            backbone.new_token_rows.zero_()
+        result = model.load_state_dict({"backbone.new_token_rows": rows}, strict=False)
+        assert not any(k.endswith(("embed_tokens.weight", "lm_head.weight")) for k in result.missing_keys)
+        assert torch.equal(backbone.new_token_rows, rows) and torch.equal(backbone.input_embeddings().weight, base)
     finally:
         backbone.compact_embeddings = False
-    assert "backbone.vlm.model.language_model.embed_tokens.weight" in tiny_model.state_dict()
+    full = model.state_dict()  # real parameter names (DCP, optimisers); the matrices hold the trained rows
+    assert torch.equal(full[embed_key][backbone.new_token_ids], rows[0])
+    # a full-matrix state without the rows' parameter (an official or older checkpoint): rows read from the matrix
+    del full["backbone.new_token_rows"]
+    full[embed_key] = full[embed_key].clone()
+    full[embed_key][backbone.new_token_ids] += 1.0
+    model.load_state_dict(full, strict=True)
+    assert torch.equal(backbone.new_token_rows[0], full[embed_key][backbone.new_token_ids])
 
 
 @pytest.mark.slow
@@ -176,7 +213,7 @@ def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path,
     torch.manual_seed(0)
     model = SamaModel(SamaConfig.from_name("sama-smol")).eval()
     with torch.no_grad():
-        model.backbone.input_embeddings().weight[model.seg_token_id] += 1.0  # a "trained" new-token row
+        model.backbone.new_token_rows[0, model.backbone.new_token_ids.index(model.seg_token_id)] += 1.0  # trained
         assert model.config.lora.enabled  # the preset trains LoRA adapters: they must be saved, the base not
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -185,7 +222,7 @@ def test_sama_smol_checkpoint_saves_only_what_is_not_the_packaged_base(tmp_path,
     with torch.no_grad():
         torch.manual_seed(5)
         before = model(**batch)
-    assert "backbone.new_token_rows" not in model.state_dict()  # compact only inside the saved file (DCP-safe)
+    assert "backbone.vlm.model.language_model.embed_tokens.weight" in model.state_dict()  # compact only in the file
     model.save_pretrained(tmp_path / "smol")
     size = (tmp_path / "smol" / WEIGHTS_FILE).stat().st_size
     llm_bytes = 4 * sum(p.numel() for p in model.backbone.language_model.parameters())
