@@ -103,7 +103,7 @@ class SamaModel(nn.Module):
         """Parameters an optimiser must not weight-decay: the trained new-token rows of the frozen embedding / LM
         head (``backbone.new_token_rows``; kept undecayed, as when they were rows of the full matrices)."""
         rows = self.backbone.new_token_rows
-        return ["backbone.new_token_rows"] if rows is not None and rows.requires_grad else []
+        return [name for name, param in self.named_parameters() if param is rows and param.requires_grad]
 
     # -- visual embeddings -------------------------------------------------------------------------------------
     def visual_embeddings(self, pixel_values: torch.Tensor, dense_positions: list[int],
