@@ -31,6 +31,11 @@ QUESTION_KINDS = {  # first match wins; templates of sama.data.synthetic.languag
 DESCRIPTION_WORDS = {"size": (1,), "colour": (2,), "shape": (3,), "motion": (4, 5)}  # answer tokens of "A large red …"
 
 
+def question_kind(question: str) -> str:
+    """The first ``QUESTION_KINDS`` kind whose pattern the question matches, else "other"."""
+    return next((kind for kind, pattern in QUESTION_KINDS.items() if re.search(pattern, question)), "other")
+
+
 def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
     """(correct, asked) per question kind, and per description word as ``description/<word>``."""
     scores: dict[str, list[bool]] = defaultdict(list)
@@ -40,7 +45,7 @@ def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
             sample = dataset[index]
             questions = [t.question for t in sample.turns if is_referring_turn(t)]
             for question, item in zip(questions, referring_turns(model.processor, sample, dense_frames=True)):
-                kind = next((k for k, p in QUESTION_KINDS.items() if re.search(p, question)), "other")
+                kind = question_kind(question)
                 batch = model.processor.collate([item])
                 labels = batch["labels"]
                 target = labels[0, labelled_positions(labels) + 1]

@@ -314,8 +314,8 @@ class SamaBackbone(nn.Module):
         The rows live in the small ``new_token_rows`` parameter (one matrix when the head is tied, else two) and
         forward hooks put them in place of the frozen rows, so no gradient or optimiser state of the full vocabulary
         matrices is ever formed (sama-smol: 28M of its 44M trainable parameters; a SAMA step 1.09x faster side by side,
-        benchmarks/bench_new_token_rows.py). The result equals training the full matrices with the other rows' gradients masked out and no
-        weight decay on them."""
+        benchmarks/bench_new_token_rows.py). The result equals training the full matrices with the other rows'
+        gradients masked out and no weight decay on them."""
         if self.new_token_rows is not None:
             self.new_token_rows.requires_grad_(True)
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -86,6 +85,13 @@ def test_probe_command_line_checks_the_splits_then_loads(tmp_path, tiny_checkpoi
         torch.set_num_threads(threads)
 
 
+def test_question_kind_takes_the_first_matching_kind() -> None:
+    assert answer_probe.question_kind("What colour is <mask>?") == "colour"
+    assert answer_probe.question_kind("How does <mask> move?") == "motion"
+    assert answer_probe.question_kind("Please describe <mask>.") == "description"
+    assert answer_probe.question_kind("Hello?") == "other"
+
+
 def test_motion_label_needs_exactly_one_motion_phrase() -> None:
     assert path_probe.MOTIONS[path_probe.motion_label("A small red circle bounces up and down.")] == "bounce_v"
     assert path_probe.MOTIONS[path_probe.motion_label("It moves left.")] == "left"
@@ -122,8 +128,7 @@ def test_answer_probe_asks_every_referring_val_turn(world, tiny_checkpoint) -> N
     result = answer_probe.probe(model, world)
     dataset = synthetic_dataset(world, "val", tasks=["chat", "description"], training=False)
     turns = [t for i in range(len(dataset)) for t in dataset[i].turns if is_referring_turn(t)]
-    kinds = [next((k for k, p in answer_probe.QUESTION_KINDS.items() if re.search(p, t.question)), "other")
-             for t in turns]
+    kinds = [answer_probe.question_kind(t.question) for t in turns]
     asked_questions = sum(asked for kind, (_, asked) in result.items() if not kind.startswith("description/"))
     assert asked_questions == sum(kind != "description" for kind in kinds) > 0
     assert all(0 <= right <= asked for right, asked in result.values())
