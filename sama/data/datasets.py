@@ -71,6 +71,11 @@ class MixedDataset(Dataset):
         which, local = self.locate(index)
         return self.datasets[which][local]
 
+    def source_of(self, index: int) -> str | None:
+        """The ``source`` of item ``index`` without loading it: its part's ``source`` (None when the part has none)."""
+        which, _ = self.locate(index)
+        return getattr(self.datasets[which], "source", None)
+
     def whole_samples(self) -> MixedDataset:
         """The mix without its :class:`ReferringTurnBatches` parts: the datasets whose items are whole samples, their
         repeats divided by their greatest common divisor (the same draw weights, without copies of one sample)."""
@@ -92,6 +97,16 @@ def is_referring_turn(turn: SampleTurn) -> bool:
     return bool(turn.ref_masks) and not turn.seg_masks
 
 
+def draw_from_sources(dataset: Dataset, rng: np.random.Generator, sources: Sequence[str]) -> TrainingSample | None:
+    """One uniformly drawn item of ``dataset`` (one ``rng`` integer), or None when ``sources`` is given and the item's
+    source is not among them; a :class:`MixedDataset` tells an item's source without loading it."""
+    index = int(rng.integers(len(dataset)))  # type: ignore[arg-type]
+    if sources and isinstance(dataset, MixedDataset) and dataset.source_of(index) not in sources:
+        return None
+    sample = dataset[index]
+    return None if sources and sample.source not in sources else sample
+
+
 def referring_turn_samples(sample: TrainingSample, keep: Callable[[SampleTurn], bool] | None = None
                            ) -> list[TrainingSample]:
     """The sample's referring turns that ``keep`` accepts, in order, each as a sample of that one turn (id
@@ -108,8 +123,8 @@ def referring_turn_stream(dataset: Dataset, rng: np.random.Generator, *, max_dra
     ``DataError`` after ``max_draws`` draws in a row that gave none."""
     misses = 0
     while True:
-        sample = dataset[int(rng.integers(len(dataset)))]  # type: ignore[arg-type]
-        turns = [] if sources and sample.source not in sources else referring_turn_samples(sample, keep)
+        sample = draw_from_sources(dataset, rng, sources)
+        turns = [] if sample is None else referring_turn_samples(sample, keep)
         misses = 0 if turns else misses + 1
         if misses >= max_draws:
             where = f" from sources {list(sources)}" if sources else ""
@@ -300,7 +315,8 @@ class _VideoSamples(Dataset):
 
 class GroundedChatDataset(_VideoSamples):
     """SAMA-239K grounded multi-turn chat (``VideoRegionConvDataset``): each record's kept turns are cut into chunks
-    of ``qa_per_item`` turns; in training, chunks without any ``[SEG]`` are dropped (SAMA.md §3.2)."""
+    of ``qa_per_item`` turns; in training, chunks without any ``[SEG]`` are dropped (SAMA.md §3.2) unless
+    ``keep_ungrounded`` (conversations that ground nothing, e.g. the synthetic world's attribute questions)."""
 
     def __init__(
         self,
@@ -314,6 +330,7 @@ class GroundedChatDataset(_VideoSamples):
         allow_pickle: bool = False,
         sampling: FrameSampling | None = None,
         source: str = "sama239k_chat",
+        keep_ungrounded: bool = False,
     ) -> None:
         if qa_per_item < 1:
             raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
@@ -325,7 +342,7 @@ class GroundedChatDataset(_VideoSamples):
                 self.skipped["records_without_turns"] += 1
             for start in range(0, len(record.turns), qa_per_item):
                 chunk = record.turns[start : start + qa_per_item]
-                if training and not any(SEG_TOKEN in turn.answer for turn in chunk):
+                if training and not keep_ungrounded and not any(SEG_TOKEN in turn.answer for turn in chunk):
                     self.skipped["chunks_without_seg"] += 1
                     continue
                 self.items.append((position, start))
@@ -455,22 +472,25 @@ class RvosDataset(_VideoSamples):
 
 # ---------------------------------------------------------------- synthetic world
 
-SYNTHETIC_TASKS = ("chat", "description", "rvos")
+SYNTHETIC_TASKS = ("chat", "description", "rvos", "attributes")
+DEFAULT_SYNTHETIC_TASKS = ("chat", "description", "rvos")
 
 
 def synthetic_dataset(
     root: str | Path,
     split: str = "train",
     *,
-    tasks: Sequence[str] = SYNTHETIC_TASKS,
+    tasks: Sequence[str] = DEFAULT_SYNTHETIC_TASKS,
     task_repeats: Sequence[int] | None = None,
     training: bool = True,
     sampling: FrameSampling | None = None,
     generate: dict[str, Any] | None = None,
 ) -> MixedDataset:
     """The synthetic world as training data: its SAMA-239K chat, region descriptions and MeViS-format RVOS files
-    (written by ``sama.data.synthetic``), mixed with ``task_repeats``. ``generate`` (``num_videos``, ``seed``,
-    scene settings) writes the dataset first when ``root`` holds none."""
+    (written by ``sama.data.synthetic``), and with the task ``attributes`` its attribute questions
+    (``<split>_attributes.json``: every object asked its colour, shape, size, motion and identity), mixed with
+    ``task_repeats``. ``generate`` (``num_videos``, ``seed``, scene settings) writes the dataset first when ``root``
+    holds none."""
     root = Path(root)
     unknown = sorted(set(tasks) - set(SYNTHETIC_TASKS))
     if unknown or not tasks:
@@ -492,44 +512,33 @@ def synthetic_dataset(
                 file=str(root),
             )
         _generate_synthetic(root, generate)
-    parts: list[Dataset] = []
-    names: list[str] = []
-    if "chat" in tasks:
-        parts.append(
-            GroundedChatDataset(
-                root / f"{split}.json",
-                root / f"{split}_mask_dict.json",
-                root,
-                training=training,
-                sampling=sampling,
-                source="synthetic_chat",
-            )
+    attributes = root / f"{split}_attributes.json"
+    if "attributes" in tasks and not attributes.is_file():
+        raise DataError(
+            "no attribute questions here (written by `sama data synth` since the `attributes` task exists); write the "
+            "dataset again with `sama data synth --overwrite`",
+            file=str(attributes),
         )
-        names.append("synthetic_chat")
-    if "description" in tasks:
-        parts.append(
-            RegionDescriptionDataset(
-                root / f"{split}.json",
-                root / f"{split}_mask_dict.json",
-                root,
-                sampling=sampling,
-                source="synthetic_description",
-            )
-        )
-        names.append("synthetic_description")
-    if "rvos" in tasks:
-        rvos = root / "rvos" / split
-        parts.append(
-            RvosDataset(
-                rvos / "meta_expressions.json",
-                rvos / "mask_dict.json",
-                root / "videos",
-                dataset="mevis",
-                sampling=sampling,
-                source="synthetic_rvos",
-            )
-        )
-        names.append("synthetic_rvos")
+    records, masks = root / f"{split}.json", root / f"{split}_mask_dict.json"
+    rvos = root / "rvos" / split
+    builders: dict[str, Callable[[], Dataset]] = {
+        "chat": lambda: GroundedChatDataset(
+            records, masks, root, training=training, sampling=sampling, source="synthetic_chat"
+        ),
+        "description": lambda: RegionDescriptionDataset(
+            records, masks, root, sampling=sampling, source="synthetic_description"
+        ),
+        "rvos": lambda: RvosDataset(
+            rvos / "meta_expressions.json", rvos / "mask_dict.json", root / "videos", dataset="mevis",
+            sampling=sampling, source="synthetic_rvos",
+        ),
+        "attributes": lambda: GroundedChatDataset(
+            attributes, masks, root, training=training, sampling=sampling, source="synthetic_attributes",
+            keep_ungrounded=True,
+        ),
+    }
+    parts = [builders[task]() for task in tasks]  # in the order of ``tasks``, as ``task_repeats`` is given
+    names = [f"synthetic_{task}" for task in tasks]
     return MixedDataset(parts, task_repeats, names)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sama.data.datasets import draw_from_sources
 from sama.data.sample import TrainingSample
 from sama.errors import ConfigError
 from sama.model.losses import mask_losses
@@ -110,8 +111,8 @@ def warmup_grounding(model: SamaModel, dataset: Dataset, cfg: GroundingWarmupCon
             for _tries in range(MAX_DRAWS_PER_SAMPLE * cfg.samples_per_step):
                 if len(terms) == cfg.samples_per_step:
                     break
-                sample = dataset[int(rng.integers(len(dataset)))]
-                if cfg.sources and sample.source not in cfg.sources:
+                sample = draw_from_sources(dataset, rng, cfg.sources)
+                if sample is None:
                     continue
                 term = _sample_loss(model, sample, cfg.frames_per_sample, rng, skip)
                 if term is not None:

@@ -181,6 +181,29 @@ def test_synthetic_world_is_a_first_class_dataset(tmp_path: Path) -> None:
         assert caught.value.field == "task_repeats"
 
 
+def test_synthetic_attribute_questions_are_a_task_kept_in_training(tmp_path: Path) -> None:
+    generate = {"num_videos": 3, "seed": 1, "height": 32, "width": 32, "num_frames": 6}
+    synthetic_dataset(tmp_path / "syn", "train", generate=generate)
+    tasks = ["rvos", "attributes", "chat"]
+    mix = synthetic_dataset(tmp_path / "syn", "train", tasks=tasks, task_repeats=[2, 3, 1])
+    # The parts follow the order of ``tasks``, as ``task_repeats`` is given.
+    assert [(e["name"], e["repeat"]) for e in mix.summary()] == [
+        ("synthetic_rvos", 2), ("synthetic_attributes", 3), ("synthetic_chat", 1)]
+    records = json.loads((tmp_path / "syn" / "train_attributes.json").read_text())
+    turns = sum(len(r["conversation"]) // 2 for r in records)
+    attributes = mix.datasets[1]
+    assert sum(len(attributes[i].turns) for i in range(len(attributes))) == turns  # no [SEG], nothing dropped
+    for index in range(len(attributes)):
+        sample = attributes[index]
+        assert sample.source == "synthetic_attributes"
+        assert all(len(t.ref_masks) == 1 and not t.seg_masks for t in sample.turns)
+    (tmp_path / "syn" / "train_attributes.json").unlink()
+    with pytest.raises(DataError, match=r"train_attributes\.json: no attribute questions here.*--overwrite"):
+        synthetic_dataset(tmp_path / "syn", "train", tasks=["chat", "attributes"])
+    assert len(synthetic_dataset(tmp_path / "syn", "train")) == len(  # the default tasks do not need the file
+        synthetic_dataset(tmp_path / "syn", "train", tasks=["chat", "description", "rvos"]))
+
+
 def test_mix_repeats_and_locate() -> None:
     a, b = RandomClipDataset(num_samples=3, seed=1), RandomClipDataset(num_samples=2, seed=2)
     mix = MixedDataset([a, b], [2, 3], ["a", "b"])

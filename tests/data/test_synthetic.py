@@ -16,6 +16,7 @@ from sama.data.schema import MASK_TOKEN, SEG_TOKEN, extract_phrases, load_record
 from sama.data.synthetic.cli import register_synth
 from sama.data.synthetic.facts import check_answer, load_facts, score_answers
 from sama.data.synthetic.language import (
+    ATTRIBUTE_KINDS,
     DESCRIBE_QUESTION,
     MOTION_PHRASES,
     MOTION_PHRASES_PLURAL,
@@ -385,6 +386,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) 
         "train.json",
         "val.json",
         "bench.json",
+        "train_attributes.json",
         "train_mask_dict.json",
         "scenes.json",
         "facts.json",
@@ -395,6 +397,39 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) 
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "train.json").read_bytes() != (tmp_path / "c" / "train.json").read_bytes()
+
+
+def test_attribute_questions_ask_every_object_every_kind_once(dataset: Path) -> None:
+    scenes = _json(dataset / "scenes.json")["videos"]
+    facts = _json(dataset / "facts.json")
+    for split in SPLITS:
+        path = dataset / f"{split}_attributes.json"
+        records = load_records(path, strict=True, mask_dict=dataset / f"{split}_mask_dict.json")
+        assert records.report.ok and len(records) == len(_json(dataset / f"{split}.json"))
+        for record in _json(path):
+            assert "description" not in record and not any(record["groundtruth"])
+            asked = []
+            for number, (human, gpt) in enumerate(zip(record["conversation"][::2], record["conversation"][1::2])):
+                assert human["question_id"] == f"{record['video_id']}_a{number:02d}"
+                assert human["value"].count(MASK_TOKEN) == 1 and SEG_TOKEN not in gpt["value"]
+                fact = facts[human["question_id"]]
+                assert fact["answer"] == gpt["value"] and check_answer(fact, gpt["value"])
+                asked.append((fact["obj_ids"][0], fact["kind"]))
+            obj_ids = scenes[record["video_id"]]["obj_ids"]
+            assert sorted(asked) == sorted((o, k) for o in obj_ids for k in ATTRIBUTE_KINDS)
+
+
+def test_attribute_questions_leave_the_other_files_as_they_were(tmp_path: Path, monkeypatch) -> None:
+    from sama.data.synthetic import writer
+
+    config = SceneConfig(height=48, width=48, num_frames=8)
+    generate_dataset(tmp_path / "with", 5, 3, config=config, progress=False)
+    monkeypatch.setattr(writer, "attribute_questions", lambda scene, rng: [])  # draws nothing from its generator
+    generate_dataset(tmp_path / "without", 5, 3, config=config, progress=False)
+    for name in ("train.json", "bench.json", "scenes.json", "rvos/train/meta_expressions.json"):
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes(), name
+    with_facts = _json(tmp_path / "with" / "facts.json")
+    assert {k: v for k, v in with_facts.items() if "_a" not in k} == _json(tmp_path / "without" / "facts.json")
 
 
 def test_generate_refuses_bad_arguments(tmp_path: Path) -> None:

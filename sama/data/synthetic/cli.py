@@ -17,8 +17,9 @@ def _synth(args: argparse.Namespace) -> int:
         args.out, args.videos, args.seed, config=config, mp4=args.mp4, overwrite=args.overwrite, progress=not args.quiet
     )
     per_split = ", ".join(f"{split} {count}" for split, count in summary.videos.items())
-    questions = sum(summary.questions.values())
-    print(f"wrote {summary.out_dir}: videos {per_split}; {questions} questions; {summary.objects} objects")
+    questions, attributes = sum(summary.questions.values()), sum(summary.attribute_questions.values())
+    print(f"wrote {summary.out_dir}: videos {per_split}; {questions} chat questions and {attributes} attribute "
+          f"questions; {summary.objects} objects")
     return 0
 
 

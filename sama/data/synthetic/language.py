@@ -59,6 +59,7 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "which_moves": ("Which object {motion}?", "Find the object that {motion}.", "What {motion}?"),
     "which_colour": ("Where is the {colour} object?", "Find the {colour} object.", "Which object is {colour}?"),
 }
+ATTRIBUTE_KINDS: tuple[str, ...] = ("colour", "shape", "size", "motion", "identity")  # one-object questions
 EVENT_PHRASES: dict[str, str] = {
     "enters": "it enters the frame",
     "leaves": "it leaves the frame",
@@ -133,9 +134,8 @@ def _describe_turn(obj: SceneObject, scene: Scene, rng: np.random.Generator) -> 
     return [Turn(DESCRIBE_QUESTION, text, [obj.index], [], description_fact(obj, scene))]
 
 
-def _attribute_turns(obj: SceneObject, scene: Scene, rng: np.random.Generator) -> list[Turn]:
-    """An attribute question, optionally followed by a history-dependent follow-up on the same object."""
-    kind = _pick(rng, ("colour", "shape", "size", "motion", "identity"))
+def attribute_turn(obj: SceneObject, kind: str, rng: np.random.Generator) -> Turn:
+    """One ``ATTRIBUTE_KINDS`` question about ``obj`` (a random template of the kind) with its canonical answer."""
     answers = {
         "colour": (f"It is {obj.colour}.", obj.colour),
         "shape": (f"It is a {obj.shape}.", obj.shape),
@@ -144,7 +144,26 @@ def _attribute_turns(obj: SceneObject, scene: Scene, rng: np.random.Generator) -
         "identity": (f"It is {indefinite(obj.colour)} {obj.colour} {obj.shape}.", f"{obj.colour} {obj.shape}"),
     }
     answer, expected = answers[kind]
-    turns = [Turn(_pick(rng, QUESTION_TEMPLATES[kind]), answer, [obj.index], [], {"kind": kind, "expected": expected})]
+    return Turn(_pick(rng, QUESTION_TEMPLATES[kind]), answer, [obj.index], [], {"kind": kind, "expected": expected})
+
+
+def attribute_questions(scene: Scene, rng: np.random.Generator) -> list[Turn]:
+    """Every object asked every ``ATTRIBUTE_KINDS`` question once (random templates), in random order.
+
+    The chat (:func:`build_conversation`) holds about one attribute question per object, drawn by kind at random, so a
+    few hundred videos give each kind's templates a few dozen answers whose mix of values is left to chance (measured
+    on the 320 train videos of seed 0: 89 motion questions, and "How does <mask> move?" answered with a bounce 11 of
+    24 times against 9 of 34 for "What is <mask> doing?"). This balanced set is written beside the chat
+    (``<split>_attributes.json``) as more training data for answers about a referred object.
+    """
+    turns = [attribute_turn(obj, kind, rng) for obj in scene.objects for kind in ATTRIBUTE_KINDS]
+    return [turns[i] for i in rng.permutation(len(turns))]
+
+
+def _attribute_turns(obj: SceneObject, scene: Scene, rng: np.random.Generator) -> list[Turn]:
+    """An attribute question, optionally followed by a history-dependent follow-up on the same object."""
+    kind = _pick(rng, ATTRIBUTE_KINDS)
+    turns = [attribute_turn(obj, kind, rng)]
     if kind in ("motion", "size") and rng.random() < 0.5:
         follow = _pick(rng, ("followup_colour", "followup_shape"))
         value = obj.colour if follow == "followup_colour" else obj.shape

@@ -4,14 +4,17 @@ Output folder (``generate_dataset``)::
 
     videos/<video_id>/00000.jpg ...        JPEG frames (+ videos/<video_id>.mp4 with mp4=True)
     train.json, val.json, bench.json       SAMA-239K records (bench: SAMA-Bench form with question_id/description_id)
+    {train,val,bench}_attributes.json      SAMA-239K records: every object asked its colour, shape, size, motion and
+                                           identity once (no [SEG]; question ids <video_id>_aNN)
     {train,val,bench}_mask_dict.json       {str(obj_id): [RLE | null per frame]}
     rvos/{train,val,bench}/meta_expressions.json + mask_dict.json   MeViS format (frames root: videos/)
     scenes.json                            ground-truth facts per video (objects, motions, events, relations)
     facts.json                             {question_id | description_id: checkable fact}
     README.txt                             this layout, the vocabulary and the generation settings
 
-Video ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so the output is a pure function of the
-arguments; splits are by video (train / val / bench disjoint) and object ids are unique over the whole dataset.
+Video ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` (its attribute questions from ``[seed, i, 1]``, so
+the other files do not depend on them), so the output is a pure function of the arguments; splits are by video
+(train / val / bench disjoint) and object ids are unique over the whole dataset.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sama.data.masks import rle_encode
 from sama.data.synthetic.language import (
     MOTION_PHRASES,
     Turn,
+    attribute_questions,
     build_conversation,
     describe,
     description_fact,
@@ -53,6 +57,7 @@ class DatasetSummary:
     seed: int
     videos: dict[str, int] = field(default_factory=dict)  # per split
     questions: dict[str, int] = field(default_factory=dict)
+    attribute_questions: dict[str, int] = field(default_factory=dict)
     expressions: dict[str, int] = field(default_factory=dict)
     objects: int = 0
 
@@ -79,14 +84,16 @@ def _save_frames(frames: np.ndarray, folder: Path) -> list[str]:
 
 
 def _record(
-    scene: Scene, video_id: str, obj_ids: list[int], turns: list[Turn], split: str
+    scene: Scene, video_id: str, obj_ids: list[int], turns: list[Turn], split: str, *, question_prefix: str = "q",
+    descriptions: bool = True,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """One SAMA-239K record and the checkable facts of its questions and descriptions."""
+    """One SAMA-239K record (question ids ``<video_id>_<question_prefix>NN``; the objects' descriptions unless
+    ``descriptions`` is False) and the checkable facts of its questions and descriptions."""
     stems = [f"{t:05d}" for t in range(scene.config.num_frames)]
     conversation: list[dict[str, Any]] = []
     facts: dict[str, dict[str, Any]] = {}
     for number, turn in enumerate(turns):
-        question_id = f"{video_id}_q{number:02d}"
+        question_id = f"{video_id}_{question_prefix}{number:02d}"
         conversation.append({"from": "human", "value": turn.question, "question_id": question_id})
         conversation.append({"from": "gpt", "value": turn.answer})
         facts[question_id] = {
@@ -107,8 +114,10 @@ def _record(
         "conversation": conversation,
         "obj_masks": [[obj_ids[i] for i in turn.ref_objects] for turn in turns],
         "groundtruth": [[[obj_ids[i] for i in ids] for ids in turn.seg_objects] for turn in turns],
-        "description": {f"obj{obj.index}": describe(obj, scene) for obj in scene.objects},
     }
+    if not descriptions:
+        return record, facts
+    record["description"] = {f"obj{obj.index}": describe(obj, scene) for obj in scene.objects}
     if split == "bench":
         record["description_id"] = {f"obj{obj.index}": f"{video_id}_d{obj.index}" for obj in scene.objects}
         for obj in scene.objects:
@@ -139,6 +148,8 @@ Layout
   train.json / val.json / bench.json  SAMA-239K records: video, video_id, height, width, frames, anno_map,
                                       conversation (human turns carry question_id), obj_masks, groundtruth,
                                       description {{objN: text}} (bench also description_id)
+  <split>_attributes.json             the same record form without descriptions: every object asked its colour,
+                                      shape, size, motion and identity once (question ids <video_id>_aNN)
   <split>_mask_dict.json              {{str(obj_id): [COCO RLE or null per frame]}}: exact visible masks
   rvos/<split>/meta_expressions.json  MeViS format {{"videos": {{vid: {{frames, expressions: {{exp_id: {{exp,
                                       obj_id, anno_id}}}}}}}}}}; frames are under videos/<vid>/
@@ -191,6 +202,7 @@ def generate_dataset(
     sizes = split_sizes(num_videos, split_fractions)
     split_of = [split for split in SPLITS for _ in range(sizes[split])]
     records: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+    attribute_records: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     mask_dicts: dict[str, dict[str, list[Any]]] = {split: {} for split in SPLITS}
     rvos: dict[str, dict[str, Any]] = {split: {} for split in SPLITS}
     scenes: dict[str, Any] = {}
@@ -216,6 +228,10 @@ def generate_dataset(
         record, record_facts = _record(scene, video_id, obj_ids, turns, split)
         records[split].append(record)
         facts.update(record_facts)
+        asked = attribute_questions(scene, np.random.default_rng([seed, index, 1]))
+        record, record_facts = _record(scene, video_id, obj_ids, asked, split, question_prefix="a", descriptions=False)
+        attribute_records[split].append(record)
+        facts.update(record_facts)
         expressions = referring_expressions(scene, rng)
         rvos[split][video_id] = {
             "frames": stems,
@@ -229,12 +245,14 @@ def generate_dataset(
     summary = DatasetSummary(out_dir=str(out), seed=seed, objects=next_obj_id - 1)
     for split in SPLITS:
         _dump(records[split], out / f"{split}.json")
+        _dump(attribute_records[split], out / f"{split}_attributes.json")
         _dump(mask_dicts[split], out / f"{split}_mask_dict.json")
         (out / "rvos" / split).mkdir(parents=True, exist_ok=True)
         _dump({"videos": rvos[split]}, out / "rvos" / split / "meta_expressions.json")
         _dump(mask_dicts[split], out / "rvos" / split / "mask_dict.json")
         summary.videos[split] = len(records[split])
         summary.questions[split] = sum(len(r["conversation"]) // 2 for r in records[split])
+        summary.attribute_questions[split] = sum(len(r["conversation"]) // 2 for r in attribute_records[split])
         summary.expressions[split] = sum(len(v["expressions"]) for v in rvos[split].values())
     _dump(facts, out / "facts.json")
     _dump({"seed": seed, "config": asdict(config), "videos": scenes}, out / MANIFEST)
