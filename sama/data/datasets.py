@@ -72,9 +72,11 @@ class MixedDataset(Dataset):
         return self.datasets[which][local]
 
     def source_of(self, index: int) -> str | None:
-        """The ``source`` of item ``index`` without loading it: its part's ``source`` (None when the part has none)."""
-        which, _ = self.locate(index)
-        return getattr(self.datasets[which], "source", None)
+        """The ``source`` of item ``index`` without loading it: its part's ``source`` (asked of a nested mix; None when
+        the part does not tell)."""
+        which, local = self.locate(index)
+        part = self.datasets[which]
+        return part.source_of(local) if isinstance(part, MixedDataset) else getattr(part, "source", None)
 
     def whole_samples(self) -> MixedDataset:
         """The mix without its :class:`ReferringTurnBatches` parts: the datasets whose items are whole samples, their
@@ -101,7 +103,8 @@ def draw_from_sources(dataset: Dataset, rng: np.random.Generator, sources: Seque
     """One uniformly drawn item of ``dataset`` (one ``rng`` integer), or None when ``sources`` is given and the item's
     source is not among them; a :class:`MixedDataset` tells an item's source without loading it."""
     index = int(rng.integers(len(dataset)))  # type: ignore[arg-type]
-    if sources and isinstance(dataset, MixedDataset) and dataset.source_of(index) not in sources:
+    known = dataset.source_of(index) if sources and isinstance(dataset, MixedDataset) else None
+    if known is not None and known not in sources:
         return None
     sample = dataset[index]
     return None if sources and sample.source not in sources else sample

@@ -24,6 +24,7 @@ from sama.data.datasets import (
     RvosDataset,
     TurnBatch,
     build_from_config,
+    draw_from_sources,
     synthetic_dataset,
 )
 from sama.data.masks import rle_encode
@@ -202,6 +203,28 @@ def test_synthetic_attribute_questions_are_a_task_kept_in_training(tmp_path: Pat
         synthetic_dataset(tmp_path / "syn", "train", tasks=["chat", "attributes"])
     assert len(synthetic_dataset(tmp_path / "syn", "train")) == len(  # the default tasks do not need the file
         synthetic_dataset(tmp_path / "syn", "train", tasks=["chat", "description", "rvos"]))
+
+
+def test_draws_from_sources_skip_other_items_unloaded_and_draw_as_loading_would() -> None:
+    loads: list[str] = []
+
+    class Counted(RandomClipDataset):
+        def __getitem__(self, index: int) -> TrainingSample:
+            loads.append(self.source)
+            return super().__getitem__(index)
+
+    a, b = Counted(num_samples=3, seed=1, source="a"), Counted(num_samples=5, seed=2, source="b")
+    nested = MixedDataset([MixedDataset([a, b], [1, 2]), Counted(num_samples=2, seed=3, source="c")], [1, 3])
+    assert [nested.source_of(i) for i in range(len(nested))] == ["a"] * 3 + ["b"] * 10 + ["c"] * 6
+    rng, reference = np.random.default_rng(4), np.random.default_rng(4)
+    kept = 0
+    for _ in range(50):
+        sample = draw_from_sources(nested, rng, ["a", "c"])
+        loaded = nested[int(reference.integers(len(nested)))]  # what loading every draw would give
+        assert (sample is None) == (loaded.source == "b")
+        assert sample is None or sample.sample_id == loaded.sample_id
+        kept += sample is not None
+    assert 0 < kept < 50 and loads.count("b") == 50 - kept  # only the reference loaded the skipped items
 
 
 def test_mix_repeats_and_locate() -> None:
