@@ -2,8 +2,10 @@
 
     python scripts/answer_probe.py CHECKPOINT [--data outputs/data/synthetic-smol] [--threads 2]
 
-Every val turn that refers to an object and grounds none is asked alone, in the full layout (dense frames first). A
-question counts when the argmax at every answer token is the answer's token ("exact"); for region descriptions
+Every val turn that refers to an object and grounds none is asked alone, in the full layout (dense frames first); the
+val attribute questions (``val_attributes.json``, every object asked each kind once) are reported apart, as
+``attributes/<kind>``, when the data has them. A question counts when the argmax at every answer token is the answer's
+token ("exact"); for region descriptions
 ("A large red circle moves left.") the size, colour and shape words are scored one by one, and the motion as its
 verb and direction word together ("moves left": the direction alone, after the given verb, is a 1- to 4-way choice).
 Minutes on 2 cores, instead of the bench's generation: a quick read of what the language side has learned.
@@ -37,15 +39,17 @@ def question_kind(question: str) -> str:
 
 
 def probe(model: SamaModel, data: str | Path) -> dict[str, tuple[int, int]]:
-    """(correct, asked) per question kind, and per description word as ``description/<word>``."""
+    """(correct, asked) per question kind, per description word as ``description/<word>``, and per kind of the
+    attribute questions as ``attributes/<kind>``."""
     scores: dict[str, list[bool]] = defaultdict(list)
-    dataset = synthetic_dataset(data, "val", tasks=["chat", "description"], training=False)
+    tasks = ["chat", "description"] + (["attributes"] if (Path(data) / "val_attributes.json").is_file() else [])
+    dataset = synthetic_dataset(data, "val", tasks=tasks, training=False)
     with torch.no_grad():
         for index in range(len(dataset)):
             sample = dataset[index]
             questions = [t.question for t in sample.turns if is_referring_turn(t)]
             for question, item in zip(questions, referring_turns(model.processor, sample, dense_frames=True)):
-                kind = question_kind(question)
+                kind = ("attributes/" if sample.source == "synthetic_attributes" else "") + question_kind(question)
                 batch = model.processor.collate([item])
                 labels = batch["labels"]
                 target = labels[0, labelled_positions(labels) + 1]

@@ -1,4 +1,6 @@
-"""Referring-VOS J&F of a synthetic-bench run grouped by expression kind (colour / name or shape / pair / motion).
+"""Referring-VOS J&F of a synthetic-bench run grouped by expression kind (colour / name or shape / pair / motion), and
+the names split by what they give: colour and shape ("the red circle"), shape only ("the triangle"), size and shape
+("the small square").
 
     python scripts/rvos_by_kind.py outputs/eval/sama-smol/rvos [outputs/data/synthetic-smol/rvos/bench]
 
@@ -12,6 +14,18 @@ import sys
 from pathlib import Path
 
 from sama.data.synthetic.language import expression_kind
+from sama.data.synthetic.scene import SIZE_FRACTIONS
+
+NAME_KINDS = ("colour and shape", "shape only", "size and shape")
+
+
+def name_kind(expression: str) -> str:
+    """What a "name" expression gives: "shape only" ("the triangle"), "size and shape" ("the small square"), else
+    "colour and shape" ("the red circle")."""
+    words = expression.split()
+    if len(words) == 2:
+        return "shape only"
+    return "size and shape" if words[1] in SIZE_FRACTIONS else "colour and shape"
 
 
 def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/bench") -> None:
@@ -28,11 +42,15 @@ def main(result_dir: str, bench_dir: str = "outputs/data/synthetic-smol/rvos/ben
         expression = videos.get(video, {}).get("expressions", {}).get(exp_id)
         if expression is None:
             raise SystemExit(f"{per_exp_path}: expression {qid!r} is not in {meta_path}")
-        groups.setdefault(expression_kind(expression["exp"]), []).append(scores["J&F"])
-    for kind in ("colour", "name", "pair", "motion"):
+        kind = expression_kind(expression["exp"])
+        groups.setdefault(kind, []).append(scores["J&F"])
+        if kind == "name":
+            groups.setdefault(f"name: {name_kind(expression['exp'])}", []).append(scores["J&F"])
+    for kind in ("colour", "name", *(f"name: {k}" for k in NAME_KINDS), "pair", "motion"):
         values = groups.get(kind, [])
-        mean = sum(values) / len(values) if values else float("nan")
-        print(f"{kind:7s} J&F {mean:.3f}  (n {len(values)})")
+        if values or ":" not in kind:
+            mean = sum(values) / len(values) if values else float("nan")
+            print(f"{kind:7s} J&F {mean:.3f}  (n {len(values)})")
 
 
 if __name__ == "__main__":

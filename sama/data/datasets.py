@@ -24,6 +24,7 @@ from sama.data.rvos import load_meta_expressions
 from sama.data.sample import SampleTurn, TrainingSample
 from sama.data.sampling import MAX_FRAMES, MIN_FRAMES, SPARSE_INTERVAL, sparse_indices
 from sama.data.schema import SEG_TOKEN, LoadedRecords, ObjectId, load_records
+from sama.data.synthetic.language import ATTRIBUTE_KINDS, TEMPLATE_KINDS
 from sama.data.video import open_video
 from sama.errors import DataError
 
@@ -319,7 +320,8 @@ class _VideoSamples(Dataset):
 class GroundedChatDataset(_VideoSamples):
     """SAMA-239K grounded multi-turn chat (``VideoRegionConvDataset``): each record's kept turns are cut into chunks
     of ``qa_per_item`` turns; in training, chunks without any ``[SEG]`` are dropped (SAMA.md §3.2) unless
-    ``keep_ungrounded`` (conversations that ground nothing, e.g. the synthetic world's attribute questions)."""
+    ``keep_ungrounded`` (conversations that ground nothing, e.g. the synthetic world's attribute questions).
+    ``keep_question`` leaves out, before the chunking, every turn whose question it rejects (counted in ``skipped``)."""
 
     def __init__(
         self,
@@ -334,13 +336,18 @@ class GroundedChatDataset(_VideoSamples):
         sampling: FrameSampling | None = None,
         source: str = "sama239k_chat",
         keep_ungrounded: bool = False,
+        keep_question: Callable[[str], bool] | None = None,
     ) -> None:
         if qa_per_item < 1:
             raise DataError(f"qa_per_item must be >= 1, got {qa_per_item}", field="qa_per_item")
         self._load_records(self._open(annotations, mask_dict, video_root, allow_pickle, sampling, source), strict)
         self.items: list[tuple[int, int]] = []  # (record position, first turn of the chunk)
-        self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0}
+        self.skipped: dict[str, int] = {"chunks_without_seg": 0, "records_without_turns": 0, "turns_left_out": 0}
         for position, record in enumerate(self.records):
+            if keep_question is not None:
+                kept = [turn for turn in record.turns if keep_question(turn.question)]
+                self.skipped["turns_left_out"] += len(record.turns) - len(kept)
+                record.turns = kept
             if not record.turns:
                 self.skipped["records_without_turns"] += 1
             for start in range(0, len(record.turns), qa_per_item):
@@ -488,12 +495,13 @@ def synthetic_dataset(
     training: bool = True,
     sampling: FrameSampling | None = None,
     generate: dict[str, Any] | None = None,
+    attribute_kinds: Sequence[str] = ATTRIBUTE_KINDS,
 ) -> MixedDataset:
     """The synthetic world as training data: its SAMA-239K chat, region descriptions and MeViS-format RVOS files
     (written by ``sama.data.synthetic``), and with the task ``attributes`` its attribute questions
-    (``<split>_attributes.json``: every object asked its colour, shape, size, motion and identity), mixed with
-    ``task_repeats``. ``generate`` (``num_videos``, ``seed``, scene settings) writes the dataset first when ``root``
-    holds none."""
+    (``<split>_attributes.json``: every object asked its colour, shape, size, motion and identity; those of
+    ``attribute_kinds`` are kept), mixed with ``task_repeats``. ``generate`` (``num_videos``, ``seed``, scene
+    settings) writes the dataset first when ``root`` holds none."""
     root = Path(root)
     unknown = sorted(set(tasks) - set(SYNTHETIC_TASKS))
     if unknown or not tasks:
@@ -515,6 +523,10 @@ def synthetic_dataset(
                 file=str(root),
             )
         _generate_synthetic(root, generate)
+    unknown = sorted(set(attribute_kinds) - set(ATTRIBUTE_KINDS))
+    if unknown or not attribute_kinds:
+        raise DataError(f"attribute_kinds must be a non-empty subset of {list(ATTRIBUTE_KINDS)}, got "
+                        f"{list(attribute_kinds)}", field="attribute_kinds")
     attributes = root / f"{split}_attributes.json"
     if "attributes" in tasks and not attributes.is_file():
         raise DataError(
@@ -537,7 +549,7 @@ def synthetic_dataset(
         ),
         "attributes": lambda: GroundedChatDataset(
             attributes, masks, root, training=training, sampling=sampling, source="synthetic_attributes",
-            keep_ungrounded=True,
+            keep_ungrounded=True, keep_question=lambda question: TEMPLATE_KINDS.get(question) in attribute_kinds,
         ),
     }
     parts = [builders[task]() for task in tasks]  # in the order of ``tasks``, as ``task_repeats`` is given

@@ -30,6 +30,7 @@ from sama.data.datasets import (
 from sama.data.masks import rle_encode
 from sama.data.sample import TrainingSample
 from sama.data.sampling import sparse_indices
+from sama.data.synthetic.language import TEMPLATE_KINDS
 from sama.errors import DataError
 
 H, W, T = 24, 32, 10
@@ -198,6 +199,12 @@ def test_synthetic_attribute_questions_are_a_task_kept_in_training(tmp_path: Pat
         sample = attributes[index]
         assert sample.source == "synthetic_attributes"
         assert all(len(t.ref_masks) == 1 and not t.seg_masks for t in sample.turns)
+    motion = synthetic_dataset(tmp_path / "syn", "train", tasks=["attributes"], attribute_kinds=["motion", "size"])
+    kept = [t for i in range(len(motion)) for t in motion[i].turns]
+    assert len(kept) == 2 * turns // 5 and motion.datasets[0].skipped["turns_left_out"] == turns - len(kept)
+    assert {TEMPLATE_KINDS[t.question] for t in kept} == {"motion", "size"}
+    with pytest.raises(DataError, match=r"attribute_kinds must be a non-empty subset of \['colour'"):
+        synthetic_dataset(tmp_path / "syn", "train", tasks=["attributes"], attribute_kinds=["speed"])
     (tmp_path / "syn" / "train_attributes.json").unlink()
     with pytest.raises(DataError, match=r"train_attributes\.json: no attribute questions here.*--overwrite"):
         synthetic_dataset(tmp_path / "syn", "train", tasks=["chat", "attributes"])

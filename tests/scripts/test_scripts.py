@@ -54,14 +54,17 @@ def _write_rvos(tmp_path: Path, scores: dict[str, float], expressions: dict[str,
 def test_rvos_by_kind_averages_each_kind(tmp_path, capsys) -> None:
     result, bench = _write_rvos(
         tmp_path,
-        {"v0/0": 0.9, "v0/1": 0.7, "v0/2": 0.5, "v0/3": 0.2, "v0/4": 0.4},
+        {"v0/0": 0.9, "v0/1": 0.7, "v0/2": 0.5, "v0/3": 0.2, "v0/4": 0.4, "v0/5": 0.1, "v0/6": 0.3},
         {"0": "the red object", "1": "the red circle", "2": "the red circle and the blue square",
-         "3": "the object that moves left", "4": "the object that enters the frame"},
+         "3": "the object that moves left", "4": "the object that enters the frame", "5": "the triangle",
+         "6": "the small square"},
     )
     rvos_by_kind.main(str(result), str(bench))
     lines = dict(line.split(" J&F ") for line in capsys.readouterr().out.strip().splitlines())
     assert {kind.strip(): value for kind, value in lines.items()} == {
-        "colour": "0.900  (n 1)", "name": "0.700  (n 1)", "pair": "0.500  (n 1)", "motion": "0.300  (n 2)"}
+        "colour": "0.900  (n 1)", "name": "0.367  (n 3)", "name: colour and shape": "0.700  (n 1)",
+        "name: shape only": "0.100  (n 1)", "name: size and shape": "0.300  (n 1)", "pair": "0.500  (n 1)",
+        "motion": "0.300  (n 2)"}
 
 
 def test_rvos_by_kind_names_a_missing_file_or_expression(tmp_path) -> None:
@@ -129,6 +132,12 @@ def test_answer_probe_asks_every_referring_val_turn(world, tiny_checkpoint) -> N
     dataset = synthetic_dataset(world, "val", tasks=["chat", "description"], training=False)
     turns = [t for i in range(len(dataset)) for t in dataset[i].turns if is_referring_turn(t)]
     kinds = [answer_probe.question_kind(t.question) for t in turns]
-    asked_questions = sum(asked for kind, (_, asked) in result.items() if not kind.startswith("description/"))
+    asked_questions = sum(asked for kind, (_, asked) in result.items() if "/" not in kind)
     assert asked_questions == sum(kind != "description" for kind in kinds) > 0
     assert all(0 <= right <= asked for right, asked in result.values())
+    # The val attribute questions, apart: every object asked each kind once.
+    attributes = synthetic_dataset(world, "val", tasks=["attributes"], training=False)
+    objects = sum(len(r["anno_map"]) for r in json.loads((world / "val_attributes.json").read_text()))
+    assert {k: asked for k, (_, asked) in result.items() if k.startswith("attributes/")} == {
+        f"attributes/{kind}": objects for kind in ("colour", "identity", "motion", "shape", "size")}
+    assert len(attributes) > 0

@@ -60,6 +60,9 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "which_colour": ("Where is the {colour} object?", "Find the {colour} object.", "Which object is {colour}?"),
 }
 ATTRIBUTE_KINDS: tuple[str, ...] = ("colour", "shape", "size", "motion", "identity")  # one-object questions
+TEMPLATE_KINDS: dict[str, str] = {  # template → kind, for the templates without a placeholder
+    template: kind for kind, templates in QUESTION_TEMPLATES.items() for template in templates if "{" not in template
+}
 EVENT_PHRASES: dict[str, str] = {
     "enters": "it enters the frame",
     "leaves": "it leaves the frame",
